@@ -1,0 +1,42 @@
+"""create_app: the one place the bridge is assembled. No module-level state."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
+from proxy.config import Settings
+from proxy.handlers import Bridge, CompleteEndpoint, PassthroughEndpoint
+from proxy.upstream import Upstream
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """Alive and serving; never calls the upstream."""
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(
+    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+) -> Starlette:
+    """The bridge as an ASGI app; `transport` replaces the network (tests, demo)."""
+    bridge = Bridge(settings=settings, upstream=Upstream(settings, transport))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await bridge.upstream.aclose()
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            Route("/v1/complete", CompleteEndpoint(bridge), methods=["POST"]),
+            Mount("", app=PassthroughEndpoint(bridge)),
+        ],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,136 @@
+"""Settings: one frozen object, built from injected mappings (only the CLI reads the
+environment). Sources in rising precedence: defaults, the TOML file, BRIDGE_* variables,
+command-line flags. A bad value fails naming its key and the value."""
+
+import math
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from proxy.models import ModelTable
+
+DEMO_UPSTREAM = "demo:"
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names where it came from."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    upstream_url: str = "https://api.anthropic.com"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 32 * 1024 * 1024
+    connect_timeout: float = 10.0
+    read_timeout: float = 600.0
+    max_connections: int = 1000
+    echo_model: bool = True
+    log_text: bool = False
+    log_format: str = "auto"
+    models: ModelTable = field(default_factory=ModelTable)
+
+
+def _url(value: Any) -> str:
+    """an http:// or https:// URL, or demo:"""
+    text = str(value).strip()
+    if text == DEMO_UPSTREAM or text.startswith(("http://", "https://")):
+        return text.rstrip("/")
+    raise ValueError
+
+
+def _int(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError
+        number = int(value)
+        if not low <= number <= high:
+            raise ValueError
+        return number
+
+    parse.__doc__ = f"an integer from {low} to {high}"
+    return parse
+
+
+def _seconds(value: Any) -> float:
+    """a number of seconds above 0"""
+    if isinstance(value, bool):
+        raise ValueError
+    number = float(value)
+    if not number > 0 or math.isinf(number):
+        raise ValueError
+    return number
+
+
+def _bool(value: Any) -> bool:
+    """true or false"""
+    if isinstance(value, bool):
+        return value
+    words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    return words[str(value).strip().lower()]
+
+
+def _log_format(value: Any) -> str:
+    """auto, json or console"""
+    if value not in ("auto", "json", "console"):
+        raise ValueError
+    return str(value)
+
+
+def _host(value: Any) -> str:
+    """a host name or address"""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError
+    return value.strip()
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "upstream_url": _url,
+    "host": _host,
+    "port": _int(1, 65535),
+    "max_body_bytes": _int(1024, 2**40),
+    "connect_timeout": _seconds,
+    "read_timeout": _seconds,
+    "max_connections": _int(1, 100_000),
+    "echo_model": _bool,
+    "log_text": _bool,
+    "log_format": _log_format,
+}
+KEYS = tuple(_PARSERS)
+assert set(KEYS) == {f.name for f in fields(Settings)} - {"models"}
+
+
+def env_name(key: str) -> str:
+    return "BRIDGE_" + key.upper()
+
+
+def apply(settings: Settings, values: Mapping[str, Any], name: Callable[[str], str]) -> Settings:
+    """`settings` with `values` applied; `name(key)` says how the source calls a key."""
+    changes = {}
+    for key, raw in values.items():
+        if key not in _PARSERS:
+            raise ConfigError(f"{name(key)}: unknown setting (known: {', '.join(KEYS)})")
+        parser = _PARSERS[key]
+        try:
+            changes[key] = parser(raw)
+        except (ValueError, TypeError, KeyError):
+            expected = parser.__doc__ or "a valid value"
+            raise ConfigError(f"{name(key)}: expected {expected}, got {raw!r}") from None
+    return replace(settings, **changes)
+
+
+def from_environ(settings: Settings, environ: Mapping[str, str]) -> Settings:
+    values = {key: environ[env_name(key)] for key in KEYS if env_name(key) in environ}
+    return apply(settings, values, env_name)
+
+
+def from_file(settings: Settings, path: Path) -> Settings:
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+    return apply(settings, values, lambda key: f"{key} (in {path})")

@@ -1,0 +1,61 @@
+"""The bridge's own errors. Each knows its HTTP status and Anthropic error type.
+
+    BridgeError
+     ├── InvalidRequest        400 invalid_request_error   (bad body, bad prompt, unsupported)
+     ├── RequestTooLarge       413 request_too_large       (body over the configured limit)
+     ├── UpstreamUnreachable   502 api_error               (connect failed)
+     └── UpstreamTimeout       504 timeout_error           (no answer in time)
+
+Bridge-made 4xx tell SDKs not to retry (`x-should-retry: false`); 5xx say nothing,
+so SDKs retry as they would have against the old API.
+"""
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def error_type_for_status(status: int) -> str:
+    """The Anthropic error type for a status; `api_error` where the table is silent."""
+    return ERROR_TYPES.get(status, "api_error")
+
+
+class BridgeError(Exception):
+    status = 500
+    error_type = "api_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def retryable(self) -> bool:
+        return self.status >= 500
+
+
+class InvalidRequest(BridgeError):
+    status = 400
+    error_type = "invalid_request_error"
+
+
+class RequestTooLarge(BridgeError):
+    status = 413
+    error_type = "request_too_large"
+
+
+class UpstreamUnreachable(BridgeError):
+    status = 502
+    error_type = "api_error"
+
+
+class UpstreamTimeout(BridgeError):
+    status = 504
+    error_type = "timeout_error"

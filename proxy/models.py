@@ -1,0 +1,69 @@
+"""The model table: legacy names mapped to current models, and what each model accepts."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    max_output: int
+    prefill: bool = True
+    one_sampler: bool = False  # takes temperature or top_p, not both
+    fixed_sampling: bool = False  # temperature 1.0 only, no top_k, top_p >= 0.99
+
+
+_FOUR_FIVE = Capabilities(max_output=64_000, one_sampler=True)
+_FOUR_SIX = Capabilities(max_output=128_000, prefill=False, one_sampler=True)
+_LATER = Capabilities(max_output=128_000, prefill=False, one_sampler=True, fixed_sampling=True)
+
+DEFAULT_CAPABILITIES: Mapping[str, Capabilities] = {
+    "claude-opus-4-1": Capabilities(max_output=32_000, one_sampler=True),
+    "claude-opus-4-1-20250805": Capabilities(max_output=32_000, one_sampler=True),
+    "claude-sonnet-4-5": _FOUR_FIVE,
+    "claude-sonnet-4-5-20250929": _FOUR_FIVE,
+    "claude-haiku-4-5": _FOUR_FIVE,
+    "claude-haiku-4-5-20251001": _FOUR_FIVE,
+    "claude-opus-4-5": _FOUR_FIVE,
+    "claude-opus-4-5-20251101": _FOUR_FIVE,
+    "claude-opus-4-6": _FOUR_SIX,
+    "claude-sonnet-4-6": _FOUR_SIX,
+    "claude-mythos-preview": _LATER,
+    "claude-opus-4-7": _LATER,
+    "claude-opus-4-8": _LATER,
+    "claude-opus-5": _LATER,
+    "claude-sonnet-5": _LATER,
+    "claude-fable-5": _LATER,
+    "claude-mythos-5": _LATER,
+}
+
+# First match wins. Every name the legacy endpoint served, and the retired Claude 3
+# names, go to a current model that accepts all a legacy prompt can carry (prefill too).
+DEFAULT_ALIASES: tuple[tuple[str, str], ...] = (
+    ("claude-instant-*", "claude-haiku-4-5"),
+    ("claude-v1*", "claude-sonnet-4-5"),
+    ("claude-1*", "claude-sonnet-4-5"),
+    ("claude-2*", "claude-sonnet-4-5"),
+    ("claude-3-haiku*", "claude-haiku-4-5"),
+    ("claude-3-5-haiku*", "claude-haiku-4-5"),
+    ("claude-3-*", "claude-sonnet-4-5"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTable:
+    aliases: tuple[tuple[str, str], ...] = DEFAULT_ALIASES
+    capabilities: Mapping[str, Capabilities] = field(
+        default_factory=lambda: dict(DEFAULT_CAPABILITIES)
+    )
+
+    def resolve(self, name: str) -> str:
+        """The model the upstream is asked for; names with no alias go through as they are."""
+        for pattern, target in self.aliases:
+            if fnmatchcase(name, pattern):
+                return target
+        return name
+
+    def capabilities_of(self, model: str) -> Capabilities | None:
+        """What an upstream model accepts; None for a model the table does not know."""
+        return self.capabilities.get(model)

@@ -1,0 +1,1 @@
+"""The pure translation core: plain functions and small state machines, no I/O."""

@@ -1,0 +1,66 @@
+"""The legacy prompt grammar: `[system]\\n\\nHuman: ...\\n\\nAssistant: ...[prefill]`.
+
+Parsed into what the Messages API takes: a system prompt, alternating messages and,
+when the prompt goes on after its last `\\n\\nAssistant:`, an assistant prefill.
+"""
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from proxy.errors import InvalidRequest
+from proxy.wire import Message
+
+MUST_START = 'prompt must start with "\\n\\nHuman:" turn after an optional system prompt'
+MUST_END = 'prompt must end with "\\n\\nAssistant:" turn'
+
+_REAL = re.compile(r"\n\n(Human|Assistant):")
+# TypeScript SDK 0.61-0.137 define HUMAN_PROMPT with a literal backslash-n.
+_LITERAL = re.compile(r"\\n\\n(Human|Assistant):")
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    system: str | None
+    messages: list[Message]
+    prefill: str | None
+    turns: int
+    literal_markers: bool
+
+
+def parse_prompt(prompt: str) -> Conversation:
+    """Split a legacy prompt into system, messages and prefill; 400 on a bad prompt."""
+    literal = "\n\nHuman:" not in prompt and "\\n\\nHuman:" in prompt
+    marker = _LITERAL if literal else _REAL
+    start = prompt.lstrip()
+    if start.startswith("Human:"):  # the old API accepted a first turn without "\n\n"
+        prompt = ("\\n\\n" if literal else "\n\n") + start
+
+    head, *rest = marker.split(prompt)
+    turns = list(zip(rest[0::2], (text.strip() for text in rest[1::2]), strict=True))
+    if not turns or turns[0][0] != "Human":
+        raise InvalidRequest(MUST_START)
+    if turns[-1][0] != "Assistant":
+        raise InvalidRequest(MUST_END)
+    humans = [text for role, text in turns if role == "Human"]
+    for number, text in enumerate(humans, start=1):
+        if not text:
+            raise InvalidRequest(f"prompt: Human turn {number} is empty")
+
+    messages: list[Message] = []
+    for role, text in turns:
+        if not text:  # only Assistant turns can be empty here
+            continue
+        api_role: Literal["user", "assistant"] = "user" if role == "Human" else "assistant"
+        if messages and messages[-1]["role"] == api_role:
+            messages[-1]["content"] += "\n\n" + text
+        else:
+            messages.append({"role": api_role, "content": text})
+    last = messages[-1]
+    return Conversation(
+        system=head.strip() or None,
+        messages=messages,
+        prefill=last["content"] if last["role"] == "assistant" else None,
+        turns=len(turns),
+        literal_markers=literal,
+    )

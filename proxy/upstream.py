@@ -1,0 +1,89 @@
+"""The one upstream HTTP client, the headers that may cross it, and its errors as ours."""
+
+from collections.abc import AsyncIterable, Iterable
+from typing import Any
+
+import httpx
+
+from proxy.config import DEMO_UPSTREAM, Settings
+from proxy.errors import UpstreamTimeout, UpstreamUnreachable
+
+MESSAGES_VERSION = "2023-06-01"
+
+# What a translated request forwards from the legacy client.
+_FORWARDED = ("x-api-key", "authorization", "anthropic-beta", "user-agent")
+# Never forwarded on a pass-through: hop-by-hop (RFC 9110 7.6.1), and what httpx sets.
+_HOP_BY_HOP = frozenset(
+    {
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+        "te", "trailer", "transfer-encoding", "upgrade", "host",
+    }
+)  # fmt: skip
+# Response headers a translated answer keeps: SDKs read them for ids and retries.
+_RELAYED = ("request-id", "retry-after", "retry-after-ms", "x-should-retry")
+_RELAYED_PREFIX = "anthropic-ratelimit-"
+
+
+def translated_headers(client: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Headers for the upstream Messages call, from the legacy client's."""
+    headers = {name: value for name, value in client if name in _FORWARDED}
+    headers["anthropic-version"] = MESSAGES_VERSION
+    headers["content-type"] = "application/json"
+    return headers
+
+
+def passthrough_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(name, value) for name, value in headers if name.lower() not in _HOP_BY_HOP]
+
+
+def relayed_headers(response: httpx.Response) -> list[tuple[str, str]]:
+    """The upstream response headers a legacy client gets back."""
+    return [
+        (name, value)
+        for name, value in response.headers.items()
+        if name in _RELAYED or name.startswith(_RELAYED_PREFIX)
+    ]
+
+
+class Upstream:
+    """An httpx.AsyncClient with explicit timeouts and limits; errors become BridgeErrors."""
+
+    def __init__(
+        self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        base_url = settings.upstream_url
+        if base_url == DEMO_UPSTREAM:
+            from proxy.demo import DemoTransport
+
+            base_url, transport = "http://demo.invalid", transport or DemoTransport()
+        self.url = base_url
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            transport=transport,
+            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+            limits=httpx.Limits(
+                max_connections=settings.max_connections, max_keepalive_connections=100
+            ),
+            follow_redirects=False,
+        )
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        headers: Any,
+        content: bytes | AsyncIterable[bytes],
+    ) -> httpx.Response:
+        """Send and return once the status and headers are in; the caller closes it."""
+        request = self._client.build_request(method, path, headers=headers, content=content)
+        try:
+            return await self._client.send(request, stream=True)
+        except httpx.ConnectTimeout:
+            raise UpstreamUnreachable("upstream unreachable: connection timed out") from None
+        except httpx.TimeoutException:
+            raise UpstreamTimeout("upstream did not answer in time") from None
+        except httpx.TransportError as exc:
+            raise UpstreamUnreachable(f"upstream unreachable: {type(exc).__name__}") from None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

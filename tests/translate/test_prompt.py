@@ -1,0 +1,115 @@
+import pytest
+
+from proxy.errors import InvalidRequest
+from proxy.translate.prompt import MUST_END, MUST_START, parse_prompt
+
+
+def test_single_turn():
+    """A plain Human/Assistant prompt becomes one user message, turn text stripped."""
+    conv = parse_prompt("\n\nHuman: Hello, world!\n\nAssistant:")
+    assert conv.messages == [{"role": "user", "content": "Hello, world!"}]
+    assert conv.system is None
+    assert conv.prefill is None
+    assert conv.turns == 2
+
+
+def test_system_preamble():
+    """Text before the first Human turn is the system prompt."""
+    conv = parse_prompt("You are terse.\n\nHuman: hi\n\nAssistant:")
+    assert conv.system == "You are terse."
+    assert conv.messages == [{"role": "user", "content": "hi"}]
+
+
+def test_prefill_is_the_final_assistant_text_without_trailing_whitespace():
+    """Text after the last Assistant marker is a prefill, trailing whitespace removed."""
+    conv = parse_prompt("\n\nHuman: JSON please\n\nAssistant: {  \n")
+    assert conv.prefill == "{"
+    assert conv.messages[-1] == {"role": "assistant", "content": "{"}
+
+
+def test_multi_turn_conversation_alternates():
+    """A conversation keeps its turns in order."""
+    conv = parse_prompt("\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant:")
+    assert conv.messages == [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "c"},
+    ]
+    assert conv.turns == 4
+
+
+def test_consecutive_same_role_turns_are_merged():
+    """Two Human turns in a row join with a blank line."""
+    conv = parse_prompt("\n\nHuman: first\n\nHuman: second\n\nAssistant:")
+    assert conv.messages == [{"role": "user", "content": "first\n\nsecond"}]
+
+
+def test_empty_intermediate_assistant_turn_is_dropped_and_humans_merge():
+    """An empty Assistant turn mid-prompt has no Messages form; its neighbours merge."""
+    conv = parse_prompt("\n\nHuman: a\n\nAssistant:\n\nHuman: b\n\nAssistant:")
+    assert conv.messages == [{"role": "user", "content": "a\n\nb"}]
+
+
+def test_assistant_turn_before_an_empty_last_one_is_a_prefill():
+    """When the conversation ends on an assistant message, Messages continues it."""
+    conv = parse_prompt("\n\nHuman: a\n\nAssistant: b\n\nAssistant:")
+    assert conv.prefill == "b"
+
+
+def test_leading_human_without_newlines_is_accepted():
+    """The old API accepted a first turn written `Human:` with no blank line before it."""
+    conv = parse_prompt("Human: hi\n\nAssistant:")
+    assert conv.messages == [{"role": "user", "content": "hi"}]
+    assert conv.system is None
+
+
+def test_trailing_spaces_are_ignored():
+    """The old API removed trailing spaces, so `Assistant: ` still ends the prompt."""
+    assert parse_prompt("\n\nHuman: hi\n\nAssistant: ").prefill is None
+
+
+def test_literal_backslash_n_markers():
+    """TypeScript 0.61+ HUMAN_PROMPT is a literal backslash-n form; it is read as markers."""
+    conv = parse_prompt("\\n\\nHuman: hi\\n\\nAssistant:")
+    assert conv.literal_markers
+    assert conv.messages == [{"role": "user", "content": "hi"}]
+
+
+def test_literal_markers_ignored_when_real_markers_exist():
+    """With a real marker present, backslash-n text is just text."""
+    conv = parse_prompt("\n\nHuman: say \\n\\nAssistant: literally\n\nAssistant:")
+    assert not conv.literal_markers
+    assert conv.messages == [{"role": "user", "content": "say \\n\\nAssistant: literally"}]
+
+
+def test_literal_form_with_leading_human():
+    """A literal-form prompt may also start with a bare `Human:`; merged turns join with a
+    real blank line."""
+    conv = parse_prompt("Human: hi\\n\\nHuman: there\\n\\nAssistant:")
+    assert conv.messages == [{"role": "user", "content": "hi\n\nthere"}]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [
+        ("hello", MUST_START),
+        ("", MUST_START),
+        ("\n\nAssistant: hi\n\nHuman: x\n\nAssistant:", MUST_START),
+        ("\n\nHuman: hello", MUST_END),
+        ("\n\nHuman: a\n\nAssistant: b\n\nHuman: c", MUST_END),
+        ("\n\nHuman:\n\nAssistant:", "prompt: Human turn 1 is empty"),
+        ("\n\nHuman: a\n\nAssistant: b\n\nHuman:   \n\nAssistant:", "prompt: Human turn 2 is empty"),
+    ],
+)
+def test_bad_prompts_get_the_legacy_wording(prompt, message):
+    """Bad prompts are 400s with the legacy API's wording, checked start, end, then empties."""
+    with pytest.raises(InvalidRequest) as caught:
+        parse_prompt(prompt)
+    assert caught.value.message == message
+    assert caught.value.status == 400
+
+
+def test_start_is_checked_before_end():
+    """A prompt wrong at both ends reports the start first, as the legacy API did."""
+    with pytest.raises(InvalidRequest, match="must start"):
+        parse_prompt("no turns at all, no assistant either")
