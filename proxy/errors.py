@@ -4,6 +4,7 @@
      ├── InvalidRequest        400 invalid_request_error   (bad body, bad prompt, unsupported)
      ├── RequestTooLarge       413 request_too_large       (body over the configured limit)
      ├── UpstreamUnreachable   502 api_error               (connect failed)
+     ├── BadUpstreamResponse   502 api_error               (a 200 the bridge cannot read)
      └── UpstreamTimeout       504 timeout_error           (no answer in time)
 
 Bridge-made 4xx tell SDKs not to retry (`x-should-retry: false`); 5xx say nothing,
@@ -52,6 +53,11 @@ class RequestTooLarge(BridgeError):
 
 
 class UpstreamUnreachable(BridgeError):
+    status = 502
+    error_type = "api_error"
+
+
+class BadUpstreamResponse(BridgeError):
     status = 502
     error_type = "api_error"
 

@@ -17,7 +17,10 @@ from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
 from proxy.config import Settings
-from proxy.errors import BridgeError, InvalidRequest, RequestTooLarge, error_type_for_status
+from proxy.errors import (
+    BadUpstreamResponse,
+    BridgeError,
+    InvalidRequest,, RequestTooLarge, error_type_for_status
 from proxy.translate.request import Translation, translate_request
 from proxy.translate.response import dumps, error_envelope, message_to_completion
 from proxy.translate.stream import CONNECTION_LOST, CompletionStream
@@ -229,7 +232,7 @@ class CompleteEndpoint:
                 v1=facts["format"] == "v1",
             )
         except (ValueError, AttributeError, TypeError):
-            raise BridgeError("upstream sent a response the bridge cannot read") from None
+            raise BadUpstreamResponse("upstream sent a response the bridge cannot read") from None
         facts.update(
             upstream_stop_reason=message.get("stop_reason"),
             stop_reason=body["stop_reason"],

@@ -49,8 +49,13 @@ def translate_request(body: Any, models: ModelTable) -> Translation:
         adaptations.append(f"capped_max_tokens:{max_tokens}->{caps.max_output}")
         max_tokens = caps.max_output
     if caps is not None and not caps.prefill and conversation.prefill is not None:
+        served = (
+            f"model {model!r} is served by {target!r}, which"
+            if model != target
+            else (f"model {target!r}")
+        )
         raise InvalidRequest(
-            f"model {model!r} is served by {target!r}, which does not accept an assistant "
+            f"{served} does not accept an assistant "
             'prefill (text after the last "\\n\\nAssistant:"); end the prompt with '
             f'"\\n\\nAssistant:", or map {model!r} to a model that accepts prefill '
             "in the bridge's model table"

@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from fake_upstream import Received, create_fake_upstream
+
+from tests.fake_upstream import Received, create_fake_upstream
 
 from .envs import SDKS, Sdk, ensure
 
@@ -67,7 +68,9 @@ def fake_upstream() -> Iterator[tuple[str, list[Received]]]:
 
 
 @pytest.fixture(scope="session")
-def bridge(fake_upstream, tmp_path_factory) -> Iterator[str]:
+def bridge(
+    fake_upstream: tuple[str, list[Received]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """The bridge, `python -m proxy serve`, in front of the fake; yields its base URL."""
     port = _free_port()
     argv = [sys.executable, "-m", "proxy", "serve", "--upstream-url", fake_upstream[0]]
@@ -100,7 +103,7 @@ def bridge(fake_upstream, tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture
-def received(fake_upstream) -> list[Received]:
+def received(fake_upstream: tuple[str, list[Received]]) -> list[Received]:
     """The fake's request log, emptied for this test."""
     fake_upstream[1].clear()
     return fake_upstream[1]
@@ -120,6 +123,7 @@ def drive(bridge: str) -> Callable[..., dict[str, Any]]:
             check=False,
         )
         assert done.returncode == 0, f"{sdk.name} driver failed:\n{done.stderr}"
-        return json.loads(done.stdout.splitlines()[-1])
+        result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+        return result
 
     return run

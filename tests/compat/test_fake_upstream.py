@@ -4,7 +4,8 @@ import json
 
 import httpx
 import pytest
-from fake_upstream import create_fake_upstream
+
+from tests.fake_upstream import create_fake_upstream
 
 HEADERS = {"x-api-key": "sk-test", "anthropic-version": "2023-06-01"}
 

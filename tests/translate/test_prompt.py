@@ -98,7 +98,10 @@ def test_literal_form_with_leading_human():
         ("\n\nHuman: hello", MUST_END),
         ("\n\nHuman: a\n\nAssistant: b\n\nHuman: c", MUST_END),
         ("\n\nHuman:\n\nAssistant:", "prompt: Human turn 1 is empty"),
-        ("\n\nHuman: a\n\nAssistant: b\n\nHuman:   \n\nAssistant:", "prompt: Human turn 2 is empty"),
+        (
+            "\n\nHuman: a\n\nAssistant: b\n\nHuman:   \n\nAssistant:",
+            "prompt: Human turn 2 is empty",
+        ),
     ],
 )
 def test_bad_prompts_get_the_legacy_wording(prompt, message):

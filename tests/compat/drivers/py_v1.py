@@ -7,6 +7,7 @@ Prints {"result": <completion dict>|null, "events": [<stream dicts>], "error": n
 
 import json
 import sys
+from typing import Any
 
 import anthropic
 
@@ -17,7 +18,7 @@ def main() -> None:
     if "question" in scenario:
         params["prompt"] = f"{anthropic.HUMAN_PROMPT} {scenario['question']}{anthropic.AI_PROMPT}"
     client = anthropic.Client("sk-compat", api_url=base_url, default_request_timeout=20)
-    out = {"result": None, "events": [], "error": None}
+    out: dict[str, Any] = {"result": None, "events": [], "error": None}
     try:
         if scenario["stream"]:
             for data in client.completion_stream(**params):
@@ -26,7 +27,7 @@ def main() -> None:
             out["result"] = client.completion(**params)
     except anthropic.ApiException as e:
         out["error"] = {"class": type(e).__name__, "args": list(e.args)}
-    print(json.dumps(out))
+    print(json.dumps(out, default=str))
 
 
 main()

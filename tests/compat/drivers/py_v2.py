@@ -8,13 +8,14 @@ is reduced to the fields the legacy API defines, plus the response's request-id.
 
 import json
 import sys
+from typing import Any
 
 import anthropic
 
 FIELDS = ("type", "id", "completion", "stop_reason", "stop", "model")
 
 
-def fields(completion: object) -> dict:
+def fields(completion: object) -> dict[str, Any]:
     return {name: getattr(completion, name, None) for name in FIELDS}
 
 
@@ -24,7 +25,7 @@ def main() -> None:
     if "question" in scenario:
         params["prompt"] = f"{anthropic.HUMAN_PROMPT} {scenario['question']}{anthropic.AI_PROMPT}"
     client = anthropic.Anthropic(base_url=base_url, api_key="sk-compat", timeout=20)
-    out = {"result": None, "events": [], "error": None}
+    out: dict[str, Any] = {"result": None, "events": [], "error": None}
     try:
         if scenario["stream"]:
             for event in client.completions.create(**params, stream=True):

@@ -1,0 +1,119 @@
+import json
+
+import pytest
+
+from proxy.translate.response import (
+    completion_id,
+    dumps,
+    error_envelope,
+    legacy_stop,
+    message_to_completion,
+    with_leading_space,
+)
+from tests.factories import message
+
+
+def convert(msg, *, prefill=False, local_stops=(), v1=False, model="claude-2.1"):
+    return message_to_completion(msg, model=model, prefill=prefill, local_stops=local_stops, v1=v1)
+
+
+def test_recorded_legacy_response_shape(shared):
+    """Byte for byte the recorded /v1/complete body, given the same text from Messages."""
+    legacy = (shared / "recorded/legacy.response.json").read_bytes()
+    expected = json.loads(legacy)
+    text = expected["completion"][1:]  # Messages answers without the leading space
+    msg = message(text, id="msg_" + expected["id"].removeprefix("compl_"))
+    assert dumps(convert(msg)) == legacy.rstrip(b"\n")  # the file ends in a newline
+
+
+@pytest.mark.parametrize(
+    ("reason", "sequence", "expected"),
+    [
+        ("end_turn", None, ("stop_sequence", "\n\nHuman:")),
+        ("stop_sequence", "END", ("stop_sequence", "END")),
+        ("max_tokens", None, ("max_tokens", None)),
+        ("model_context_window_exceeded", None, ("max_tokens", None)),
+        ("refusal", None, ("stop_sequence", None)),
+        ("pause_turn", None, ("stop_sequence", None)),
+        ("tool_use", None, ("stop_sequence", None)),
+        (None, None, ("stop_sequence", None)),
+    ],
+)
+def test_stop_reason_table(reason, sequence, expected):
+    """Legacy stop_reason is only ever stop_sequence or max_tokens."""
+    assert legacy_stop(reason, sequence) == expected
+
+
+def test_ids():
+    """`msg_X` becomes `compl_X`, as id and log_id."""
+    assert completion_id("msg_011i9EJy") == "compl_011i9EJy"
+    assert completion_id("weird") == "compl_weird"
+    body = convert(message(id="msg_abc"))
+    assert body["id"] == body["log_id"] == "compl_abc"
+
+
+def test_leading_space_rules():
+    """One space after `Assistant:`, unless prefilled, empty, or already whitespace."""
+    assert with_leading_space("Hi", prefill=False) == " Hi"
+    assert with_leading_space("Hi", prefill=True) == "Hi"
+    assert with_leading_space("", prefill=False) == ""
+    assert with_leading_space("\nHi", prefill=False) == "\nHi"
+    assert with_leading_space(" Hi", prefill=False) == " Hi"
+
+
+def test_model_echoed_as_asked():
+    """The response names the model the client asked for."""
+    assert convert(message(), model="claude-instant-1")["model"] == "claude-instant-1"
+
+
+def test_v1_extras():
+    """2023-01-01 and version-less bodies carry truncated and exception, at the end."""
+    body = convert(message(), v1=True)
+    assert list(body)[-2:] == ["truncated", "exception"]
+    assert body["truncated"] is False and body["exception"] is None
+    assert "truncated" not in convert(message())
+
+
+def test_only_text_blocks_become_completion():
+    """Thinking and tool blocks are not completion text."""
+    msg = message(
+        content=[
+            {"type": "thinking", "thinking": "hmm", "signature": "s"},
+            {"type": "text", "text": "Hello"},
+            {"type": "tool_use", "id": "t", "name": "x", "input": {}},
+            {"type": "text", "text": " there"},
+        ]
+    )
+    assert convert(msg)["completion"] == " Hello there"
+
+
+def test_local_stop_cuts_before_match_then_adds_space():
+    """A bridge-enforced stop is matched on the model's own text, before the space is added."""
+    body = convert(message("first line\nsecond"), local_stops=["\n"])
+    assert body["completion"] == " first line"
+    assert (body["stop_reason"], body["stop"]) == ("stop_sequence", "\n")
+
+
+def test_local_stop_at_start_gives_empty_completion():
+    """A stop that matches at once leaves an empty completion, with no space added."""
+    body = convert(message("\nrest"), local_stops=["\n"])
+    assert body["completion"] == ""
+
+
+def test_no_local_match_keeps_upstream_stop():
+    """Without a local match, the upstream's reason stands."""
+    body = convert(message("abc", stop_reason="max_tokens"), local_stops=["\n"])
+    assert (body["stop_reason"], body["stop"]) == ("max_tokens", None)
+
+
+def test_error_envelope():
+    """The one error shape, for bridge-made and relayed errors alike."""
+    assert error_envelope("api_error", "boom") == {
+        "type": "error",
+        "error": {"type": "api_error", "message": "boom"},
+    }
+
+
+def test_dumps_is_compact_utf8():
+    """JSON goes out compact and unescaped, like the API's."""
+    assert dumps({"a": "é"}) == '{"a":"é"}'.encode()
