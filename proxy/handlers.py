@@ -20,7 +20,10 @@ from proxy.config import Settings
 from proxy.errors import (
     BadUpstreamResponse,
     BridgeError,
-    InvalidRequest,, RequestTooLarge, error_type_for_status
+    InvalidRequest,
+    RequestTooLarge,
+    error_type_for_status,
+)
 from proxy.translate.request import Translation, translate_request
 from proxy.translate.response import dumps, error_envelope, message_to_completion
 from proxy.translate.stream import CONNECTION_LOST, CompletionStream

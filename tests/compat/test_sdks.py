@@ -25,6 +25,8 @@ def outcome(sdk, out, stream):
     assert out["error"] is None, out["error"]
     if not stream:
         result = out["result"]
+        if sdk.stream_format == "v1":
+            assert (result["truncated"], result["exception"]) == (False, None)
         return result["completion"], result["stop_reason"], result["stop"], result["model"]
     check_stream(sdk, out)
     events = out["events"]
@@ -71,6 +73,8 @@ def test_completion(sdk, drive, received, stream):
         HUMAN_STOP,
         "claude-2.1",
     )
+    if stream:
+        assert len(out["events"]) > 2, "the text arrives in pieces, as it is produced"
     (request,) = received
     assert request.body["messages"] == [{"role": "user", "content": "Hello there"}]
     assert request.body["model"] == "claude-sonnet-4-5"
