@@ -1,0 +1,127 @@
+"""The bridge on a real uvicorn socket, in front of a real socket upstream: chunks flow as
+they are produced, and a client that hangs up closes the upstream request at once."""
+
+import asyncio
+import contextlib
+import json
+
+import httpx
+import pytest
+
+from proxy.app import create_app
+from proxy.config import Settings
+from tests.factories import legacy_body
+from tests.servers import serving
+
+
+def event(kind, **data):
+    return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
+
+
+def delta(text):
+    return event("content_block_delta", index=0, delta={"type": "text_delta", "text": text})
+
+
+HEAD = event("message_start", message={"id": "msg_s", "usage": {"input_tokens": 1}}) + event(
+    "content_block_start", index=0, content_block={"type": "text", "text": ""}
+)
+TAIL = event("message_delta", delta={"stop_reason": "end_turn"}) + event("message_stop")
+
+
+class GatedUpstream:
+    """A Messages upstream that sends its first delta, then waits for `gate` (or, with
+    `hold_headers`, sends nothing at all), and notices when the bridge hangs up."""
+
+    def __init__(self, *, hold_headers=False):
+        self.hold_headers = hold_headers
+        self.called = asyncio.Event()
+        self.gate = asyncio.Event()
+        self.closed = asyncio.Event()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        self.called.set()
+        watcher = asyncio.create_task(self._watch(receive), name="watch bridge disconnect")
+        try:
+            if self.hold_headers:
+                await self.gate.wait()
+            headers = [(b"content-type", b"text/event-stream")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": HEAD + delta("first"), "more_body": True})
+            await self.gate.wait()
+            await send({"type": "http.response.body", "body": delta(" second") + TAIL})
+        finally:
+            watcher.cancel()
+
+    async def _watch(self, receive):
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.closed.set()
+
+
+@pytest.fixture
+async def stack():
+    """build(**options) -> (bridge URL, upstream): both served on real loopback sockets."""
+    async with contextlib.AsyncExitStack() as servers:
+
+        async def build(**options):
+            upstream = GatedUpstream(**options)
+            upstream_url = await servers.enter_async_context(serving(upstream))
+            app = create_app(Settings(upstream_url=upstream_url))
+            bridge_url = await servers.enter_async_context(serving(app))
+            servers.callback(upstream.gate.set)  # first at teardown: a held upstream finishes
+            return bridge_url, upstream
+
+        yield build
+
+
+async def test_chunks_arrive_as_they_are_produced(stack):
+    """The first completion event reaches the client while the upstream is still holding
+    the rest: the bridge buffers nothing."""
+    bridge, upstream = await stack()
+    async with httpx.AsyncClient(base_url=bridge, timeout=10) as client:
+        body = legacy_body(stream=True)
+        headers = {"anthropic-version": "2023-06-01"}
+        async with client.stream("POST", "/v1/complete", json=body, headers=headers) as response:
+            lines = response.aiter_lines()
+            async with asyncio.timeout(5):
+                while not (line := await anext(lines)).startswith("data:"):
+                    pass
+            assert json.loads(line[5:])["completion"] == " first"
+            assert not upstream.gate.is_set()
+            upstream.gate.set()
+            rest = [line async for line in lines]
+    finals = [json.loads(line[5:]) for line in rest if line.startswith("data:")]
+    assert [f["completion"] for f in finals] == [" second", ""]
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_client_hangup_while_waiting_closes_upstream(stack, stream):
+    """A client that leaves before the upstream answered: the upstream request is closed
+    within a second, stream or not."""
+    bridge, upstream = await stack(hold_headers=True)
+    async with httpx.AsyncClient(base_url=bridge, timeout=10) as client:
+        request = asyncio.create_task(
+            client.post("/v1/complete", json=legacy_body(stream=stream)), name="legacy call"
+        )
+        await asyncio.wait_for(upstream.called.wait(), 5)
+        request.cancel()  # closes the client's connection
+        with pytest.raises(asyncio.CancelledError):
+            await request
+    await asyncio.wait_for(upstream.closed.wait(), 1)
+
+
+async def test_client_hangup_mid_stream_closes_upstream(stack):
+    """A client that leaves mid-stream: the upstream request is closed within a second."""
+    bridge, upstream = await stack()
+    async with httpx.AsyncClient(base_url=bridge, timeout=10) as client:
+        body = legacy_body(stream=True)
+        async with client.stream("POST", "/v1/complete", json=body) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    break
+    await asyncio.wait_for(upstream.closed.wait(), 1)
+    assert not upstream.gate.is_set()
