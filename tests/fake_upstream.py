@@ -87,6 +87,8 @@ class Received:
 
 
 class Rejected(Exception):
+    """A request the real API would refuse, with its status and message."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -226,7 +228,8 @@ def check_sampling(body: dict[str, Any], model: Model) -> None:
 
 
 def words(text: str) -> list[str]:
-    """Split text into word tokens, each keeping the whitespace before it."""
+    """Split text into word tokens, each keeping the whitespace before it (and the last one
+    any whitespace after it), so that joining them gives the text back."""
     return re.findall(r"\s*\S+\s*$|\s*\S+", text) or ([text] if text else [])
 
 
@@ -270,7 +273,8 @@ async def events(message: dict[str, Any], tokens: list[str], fail: bool) -> Asyn
         await asyncio.sleep(0.002)  # separate chunks on the wire, as a real stream arrives
 
 
-async def messages(request: Request) -> Response:
+async def endpoint(request: Request) -> Response:
+    """Record the request; answer POST /v1/messages, 404 anything else."""
     raw = await request.body()
     try:
         body = json.loads(raw)
@@ -305,8 +309,10 @@ async def messages(request: Request) -> Response:
             "output_tokens": len(tokens),
         },
     }
-    headers = {"request-id": f"req_fake{len(requests):06d}",
-               "anthropic-ratelimit-requests-remaining": "999"}  # fmt: skip
+    headers = {
+        "request-id": f"req_fake{len(requests):06d}",
+        "anthropic-ratelimit-requests-remaining": "999",
+    }
     if body.get("stream"):
         fail = prompt.startswith("MIDSTREAM_ERROR")
         stream = events(message, tokens, fail)
@@ -317,6 +323,6 @@ async def messages(request: Request) -> Response:
 def create_fake_upstream() -> Starlette:
     """A fresh fake Messages API with an empty `app.state.requests`."""
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-    app = Starlette(routes=[Route("/{path:path}", messages, methods=methods)])
+    app = Starlette(routes=[Route("/{path:path}", endpoint, methods=methods)])
     app.state.requests = []
     return app

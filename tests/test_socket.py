@@ -50,7 +50,9 @@ class GatedUpstream:
                 await self.gate.wait()
             headers = [(b"content-type", b"text/event-stream")]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": HEAD + delta("first"), "more_body": True})
+            await send(
+                {"type": "http.response.body", "body": HEAD + delta("first"), "more_body": True}
+            )
             await self.gate.wait()
             await send({"type": "http.response.body", "body": delta(" second") + TAIL})
         finally:

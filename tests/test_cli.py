@@ -1,0 +1,105 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from proxy.cli import main
+from tests.factories import legacy_body
+
+
+def run(*args, stdin="", env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "proxy", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+
+
+def test_help_answers_questions():
+    """`serve --help` names every option and its environment variable."""
+    out = run("serve", "--help").stdout
+    for text in (
+        "--upstream-url",
+        "BRIDGE_UPSTREAM_URL",
+        "--port",
+        "BRIDGE_PORT",
+        "--config",
+        "demo:",
+    ):
+        assert text in out
+
+
+def test_translate_prints_the_messages_request():
+    """`translate` shows the Messages body and what was adapted."""
+    body = legacy_body(stop_sequences=["\n", "END"], tags={"x": 1})
+    result = run("translate", stdin=json.dumps(body))
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["request"]["model"] == "claude-sonnet-4-5"
+    assert out["request"]["stop_sequences"] == ["END"]
+    assert out["adaptations"] == ["dropped_field:tags", "local_stop"]
+    assert out["bridge_enforced_stop_sequences"] == ["\n"]
+
+
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [
+        ("{", "complete-bridge: error: stdin is not valid JSON"),
+        (json.dumps(legacy_body(prompt="x")), "complete-bridge: error: prompt must start with"),
+    ],
+)
+def test_translate_mistakes_exit_2_with_one_line(stdin, message):
+    """A bad body is one line on stderr and exit 2, no traceback."""
+    result = run("translate", stdin=stdin)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message)
+    assert result.stderr.count("\n") == 1
+
+
+def test_bad_setting_exits_2_naming_it(capsys):
+    """A bad environment value stops `serve` before it starts, naming the variable."""
+    assert main(["serve"], {"BRIDGE_PORT": "eighty"}) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "complete-bridge: error: BRIDGE_PORT: expected an integer from 1 to 65535, got 'eighty'\n"
+    )
+
+
+def test_flag_beats_environment_beats_file(tmp_path, capsys):
+    """Precedence: flags, then BRIDGE_*, then the file; a bad flag is named as a flag."""
+    config = tmp_path / "c.toml"
+    config.write_text("port = 1\nhost = 'file'\n")
+    assert main(["serve", "--config", str(config), "--port", "x"], {"BRIDGE_PORT": "2"}) == 2
+    assert "--port: expected" in capsys.readouterr().err
+    assert main(["serve", "--upstream-url", "gopher://x"], {"BRIDGE_CONFIG": str(config)}) == 2
+    assert "--upstream-url: expected" in capsys.readouterr().err
+
+
+def test_unknown_flag_exits_2():
+    """argparse's own mistakes also exit 2."""
+    result = run("serve", "--bogus")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --bogus" in result.stderr
+
+
+def test_precedence_when_all_are_valid(tmp_path):
+    """A flag beats BRIDGE_*, which beats the file, which beats the default."""
+    import argparse
+
+    from proxy.cli import load_settings
+
+    config = tmp_path / "c.toml"
+    config.write_text("port = 1111\nhost = '10.0.0.1'\nread_timeout = 5\n")
+    args = argparse.Namespace(config=str(config), upstream_url=None, host=None, port="3333")
+    s = load_settings(args, {"BRIDGE_PORT": "2222", "BRIDGE_HOST": "0.0.0.0"})
+    assert (s.port, s.host, s.read_timeout, s.upstream_url) == (
+        3333,
+        "0.0.0.0",
+        5.0,
+        "https://api.anthropic.com",
+    )

@@ -1,0 +1,84 @@
+import pytest
+
+from proxy.config import ConfigError, Settings, apply, env_name, from_environ, from_file
+
+
+def test_defaults():
+    """Out of the box: the real API, loopback, port 8080, minutes-long read timeout."""
+    s = Settings()
+    assert (s.upstream_url, s.host, s.port) == ("https://api.anthropic.com", "127.0.0.1", 8080)
+    assert s.read_timeout >= 300
+    assert s.echo_model and not s.log_text
+
+
+def test_environment_values_are_parsed():
+    """BRIDGE_* variables set every key, parsed to their types."""
+    env = {
+        "BRIDGE_UPSTREAM_URL": "http://127.0.0.1:9/",
+        "BRIDGE_PORT": "9000",
+        "BRIDGE_LOG_TEXT": "yes",
+        "BRIDGE_READ_TIMEOUT": "12.5",
+        "UNRELATED": "x",
+    }
+    s = from_environ(Settings(), env)
+    assert (s.upstream_url, s.port, s.log_text, s.read_timeout) == (
+        "http://127.0.0.1:9",
+        9000,
+        True,
+        12.5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("port", "abc", "BRIDGE_PORT: expected an integer from 1 to 65535, got 'abc'"),
+        ("port", "0", "BRIDGE_PORT: expected an integer from 1 to 65535, got '0'"),
+        ("upstream_url", "ftp://x", "BRIDGE_UPSTREAM_URL: expected an http:// or https:// URL"),
+        ("read_timeout", "-1", "BRIDGE_READ_TIMEOUT: expected a number of seconds above 0"),
+        ("log_text", "maybe", "BRIDGE_LOG_TEXT: expected true or false, got 'maybe'"),
+        ("log_format", "xml", "BRIDGE_LOG_FORMAT: expected auto, json or console"),
+        ("host", " ", "BRIDGE_HOST: expected a host name or address"),
+    ],
+)
+def test_bad_values_name_the_key_and_value(key, value, message):
+    """A bad value fails naming where it came from and what it should be."""
+    with pytest.raises(ConfigError, match="^" + message.replace("(", r"\(").replace("?", r"\?")):
+        from_environ(Settings(), {env_name(key): value})
+
+
+def test_toml_file(tmp_path):
+    """The TOML file uses the same keys, with native types."""
+    path = tmp_path / "bridge.toml"
+    path.write_text('upstream_url = "demo:"\nport = 9001\necho_model = false\n')
+    s = from_file(Settings(), path)
+    assert (s.upstream_url, s.port, s.echo_model) == ("demo:", 9001, False)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("port = true", "port (in {path}): expected an integer from 1 to 65535, got True"),
+        ("prot = 1", "prot (in {path}): unknown setting (known: upstream_url, host"),
+        ("port = ", "config file {path}: not valid TOML"),
+    ],
+)
+def test_bad_toml(tmp_path, text, message):
+    """File errors name the file and the key."""
+    path = tmp_path / "bridge.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        from_file(Settings(), path)
+    assert str(caught.value).startswith(message.format(path=path))
+
+
+def test_missing_file(tmp_path):
+    """A config file that is not there is named."""
+    with pytest.raises(ConfigError, match="cannot read it"):
+        from_file(Settings(), tmp_path / "nope.toml")
+
+
+def test_apply_uses_the_source_naming():
+    """Flags are named as flags."""
+    with pytest.raises(ConfigError, match="^--port: "):
+        apply(Settings(), {"port": "x"}, lambda key: "--" + key)
