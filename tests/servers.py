@@ -15,7 +15,7 @@ async def serving(app) -> AsyncIterator[str]:
     task = asyncio.create_task(server.serve(), name="uvicorn test server")
     try:
         async with asyncio.timeout(10):
-            while not server.started:
+            while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
                 await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
         yield f"http://127.0.0.1:{port}"

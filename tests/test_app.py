@@ -180,7 +180,7 @@ async def test_stream_v1(make_client):
 async def test_upstream_error_before_first_byte_keeps_status_envelope_and_retry_headers(
     make_client,
 ):
-    """A 529 reaches the SDK as the same 529, same body and retry headers, so it retries as before."""
+    """A 529 reaches the SDK as the same 529, body and retry headers: it retries as before."""
     envelope = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
     headers = {
         "retry-after": "3",

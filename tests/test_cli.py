@@ -64,10 +64,8 @@ def test_bad_setting_exits_2_naming_it(capsys):
     """A bad environment value stops `serve` before it starts, naming the variable."""
     assert main(["serve"], {"BRIDGE_PORT": "eighty"}) == 2
     err = capsys.readouterr().err
-    assert (
-        err
-        == "complete-bridge: error: BRIDGE_PORT: expected an integer from 1 to 65535, got 'eighty'\n"
-    )
+    expected = "BRIDGE_PORT: expected an integer from 1 to 65535, got 'eighty'"
+    assert err == f"complete-bridge: error: {expected}\n"
 
 
 def test_flag_beats_environment_beats_file(tmp_path, capsys):
@@ -103,3 +101,50 @@ def test_precedence_when_all_are_valid(tmp_path):
         5.0,
         "https://api.anthropic.com",
     )
+
+
+def test_serve_runs_a_real_bridge_that_logs_json_without_the_key(tmp_path):
+    """`serve --upstream-url demo:` answers on its port and logs one JSON line per request,
+    never the API key."""
+    import os
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = (tmp_path / "bridge.log").open("w+")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "proxy", "serve", "--upstream-url", "demo:", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    key = "sk-ant-CANARY-serve-test"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, "bridge did not start"
+                time.sleep(0.05)
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/v1/complete",
+            json=legacy_body(),
+            headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+        )
+        assert response.json()["completion"].startswith(" Hello from the complete-bridge demo")
+    finally:
+        process.terminate()
+        process.wait(10)
+    log.seek(0)
+    text = log.read()
+    assert key not in text
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    assert [line["event"] for line in lines] == ["bridge.starting", "complete"]
+    assert lines[1]["status"] == 200

@@ -80,5 +80,5 @@ def test_missing_file(tmp_path):
 
 def test_apply_uses_the_source_naming():
     """Flags are named as flags."""
-    with pytest.raises(ConfigError, match="^--port: "):
+    with pytest.raises(ConfigError, match=r"^--port: "):
         apply(Settings(), {"port": "x"}, lambda key: "--" + key)

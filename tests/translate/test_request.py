@@ -193,7 +193,7 @@ def test_prefill_refusal_names_the_alias_too():
         aliases=(("claude-2*", "claude-opus-4-6"),),
         capabilities={"claude-opus-4-6": Capabilities(max_output=1, prefill=False)},
     )
-    with pytest.raises(InvalidRequest, match="'claude-2.1' is served by 'claude-opus-4-6'"):
+    with pytest.raises(InvalidRequest, match=r"'claude-2\.1' is served by 'claude-opus-4-6'"):
         translate_request(legacy_body(prompt="\n\nHuman: a\n\nAssistant: b"), models)
 
 
