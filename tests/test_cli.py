@@ -115,7 +115,8 @@ def test_serve_runs_a_real_bridge_that_logs_json_without_the_key(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    log = (tmp_path / "bridge.log").open("w+")
+    log_path = tmp_path / "bridge.log"
+    log = log_path.open("w")
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "proxy", "serve", "--upstream-url", "demo:", "--port", str(port)],
@@ -142,8 +143,8 @@ def test_serve_runs_a_real_bridge_that_logs_json_without_the_key(tmp_path):
     finally:
         process.terminate()
         process.wait(10)
-    log.seek(0)
-    text = log.read()
+        log.close()
+    text = log_path.read_text()
     assert key not in text
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     assert [line["event"] for line in lines] == ["bridge.starting", "complete"]

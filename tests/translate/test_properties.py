@@ -1,0 +1,59 @@
+"""Property tests: whatever a client sends, the core answers or refuses with a 400."""
+
+from itertools import pairwise
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxy.errors import InvalidRequest
+from proxy.models import ModelTable
+from proxy.translate.prompt import parse_prompt
+from proxy.translate.request import translate_request
+from proxy.translate.stream import CompletionStream
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=10,
+)
+MARKERS = st.sampled_from(
+    ["\n\nHuman:", "\n\nAssistant:", "\\n\\nHuman:", "Human:", " ", "\n", "x"]
+)
+PROMPTS = st.lists(MARKERS | st.text(max_size=5), max_size=12).map("".join)
+FIELDS = st.sampled_from(
+    ["model", "prompt", "max_tokens_to_sample", "stop_sequences", "temperature", "top_k",
+     "top_p", "metadata", "stream", "tags"]
+)  # fmt: skip
+
+
+@given(PROMPTS)
+def test_any_prompt_parses_or_is_a_400(prompt):
+    """No prompt raises anything but InvalidRequest; parsed ones fit the Messages rules."""
+    try:
+        conv = parse_prompt(prompt)
+    except InvalidRequest as exc:
+        assert exc.status == 400
+        return
+    roles = [m["role"] for m in conv.messages]
+    assert roles[0] == "user"
+    assert all(a != b for a, b in pairwise(roles))
+    assert all(m["content"] and m["content"] == m["content"].strip() for m in conv.messages)
+
+
+@given(st.dictionaries(FIELDS, JSON | PROMPTS, max_size=10))
+@settings(max_examples=300)
+def test_any_body_translates_or_is_a_400(body):
+    """No body raises anything but InvalidRequest."""
+    try:
+        translate_request(body, ModelTable())
+    except InvalidRequest as exc:
+        assert exc.status == 400
+
+
+@given(st.binary(max_size=300), st.booleans())
+def test_any_upstream_bytes_end_the_stream_in_a_defined_way(data, v1):
+    """Garbage from the upstream never raises; the stream always ends finished or failed."""
+    stream = CompletionStream(model="m", v1=v1, prefill=False, local_stops=["\n"])
+    stream.feed(data)
+    stream.flush()
+    assert stream.done
