@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from proxy.models import ModelTable
+from proxy.models import Capabilities, ModelTable
 
 DEMO_UPSTREAM = "demo:"
 
@@ -133,4 +133,53 @@ def from_file(settings: Settings, path: Path) -> Settings:
         raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
-    return apply(settings, values, lambda key: f"{key} (in {path})")
+
+    def name(key: str) -> str:
+        return f"{key} (in {path})"
+
+    models = model_table(
+        settings.models, values.pop("aliases", {}), values.pop("capabilities", {}), name
+    )
+    return replace(apply(settings, values, name), models=models)
+
+
+def model_table(
+    table: ModelTable, aliases: Any, capabilities: Any, name: Callable[[str], str]
+) -> ModelTable:
+    """`table` extended by a config file's `[aliases]` (tried first, in file order) and
+    `[capabilities.MODEL]` tables (replacing a built-in entry of the same model)."""
+    if not isinstance(aliases, dict) or not all(isinstance(t, str) for t in aliases.values()):
+        raise ConfigError(f'{name("aliases")}: expected a table of pattern = "target model"')
+    if not isinstance(capabilities, dict):
+        raise ConfigError(f"{name('capabilities')}: expected [capabilities.MODEL] tables")
+    parsed = {
+        model: _capabilities(entry, name(f"capabilities.{model}"))
+        for model, entry in capabilities.items()
+    }
+    return ModelTable(
+        aliases=(*aliases.items(), *table.aliases),
+        capabilities={**table.capabilities, **parsed},
+    )
+
+
+_CAPABILITY_FIELDS = {
+    "max_output": int,
+    "prefill": bool,
+    "one_sampler": bool,
+    "fixed_sampling": bool,
+}
+
+
+def _capabilities(entry: Any, where: str) -> Capabilities:
+    if not isinstance(entry, dict) or "max_output" not in entry:
+        raise ConfigError(f"{where}: expected a table with at least max_output")
+    for key, value in entry.items():
+        kind = _CAPABILITY_FIELDS.get(key)
+        if kind is None:
+            raise ConfigError(
+                f"{where}: unknown key {key!r} (known: {', '.join(_CAPABILITY_FIELDS)})"
+            )
+        if type(value) is not kind or (kind is int and isinstance(value, int) and value < 1):
+            expected = "a whole number >= 1" if kind is int else "true or false"
+            raise ConfigError(f"{where}.{key}: expected {expected}, got {value!r}")
+    return Capabilities(**entry)

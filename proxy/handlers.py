@@ -27,10 +27,23 @@ from proxy.errors import (
 from proxy.translate.request import Translation, translate_request
 from proxy.translate.response import dumps, error_envelope, message_to_completion
 from proxy.translate.stream import CONNECTION_LOST, CompletionStream
-from proxy.upstream import Upstream, passthrough_headers, relayed_headers, translated_headers
+from proxy.upstream import (
+    RawHeaders,
+    Upstream,
+    passthrough_headers,
+    read_all,
+    relayed_headers,
+    translated_headers,
+)
+from proxy.wire import ErrorDetail
 
-JSON = ("content-type", "application/json")
-SSE = ("content-type", "text/event-stream; charset=utf-8")
+JSON = (b"content-type", b"application/json")
+SSE = (b"content-type", b"text/event-stream; charset=utf-8")
+NO_CACHE = (b"cache-control", b"no-cache")
+INTERNAL: ErrorDetail = {
+    "type": "api_error",
+    "message": "internal error in the bridge; see its log",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,22 +112,21 @@ class Client:
             await work()
             group.cancel_scope.cancel()
 
-    async def start(self, status: int, headers: list[tuple[str, str]]) -> None:
+    async def start(self, status: int, headers: RawHeaders) -> None:
         self.status = status
-        raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
-        await self._send({"type": "http.response.start", "status": status, "headers": raw})
+        await self._send({"type": "http.response.start", "status": status, "headers": headers})
 
     async def write(self, data: bytes, *, more: bool = True) -> None:
         if self.first_byte is None and data:
             self.first_byte = time.perf_counter()
         await self._send({"type": "http.response.body", "body": data, "more_body": more})
 
-    async def respond(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        await self.start(status, [*headers, ("content-length", str(len(body)))])
+    async def respond(self, status: int, headers: RawHeaders, body: bytes) -> None:
+        await self.start(status, [*headers, (b"content-length", str(len(body)).encode())])
         await self.write(body, more=False)
 
     async def error(self, exc: BridgeError) -> None:
-        headers = [JSON] if exc.retryable else [JSON, ("x-should-retry", "false")]
+        headers = [JSON] if exc.retryable else [JSON, (b"x-should-retry", b"false")]
         await self.respond(exc.status, headers, dumps(error_envelope(exc.error_type, exc.message)))
 
     def timings(self) -> dict[str, float | None]:
@@ -168,7 +180,7 @@ class CompleteEndpoint:
         except Exception:
             self.log.exception("complete.internal_error")
             if client.status is None:
-                await client.error(BridgeError("internal error in the bridge; see its log"))
+                await client.error(BridgeError(INTERNAL["message"]))
         finally:
             self.log.info(
                 "complete",
@@ -196,7 +208,7 @@ class CompleteEndpoint:
         self, client: Client, headers: Headers, translation: Translation, facts: dict[str, Any]
     ) -> None:
         response = await self.bridge.upstream.send(
-            "POST", "/v1/messages", translated_headers(headers.items()), dumps(translation.body)
+            "POST", "/v1/messages", translated_headers(headers.raw), dumps(translation.body)
         )
         try:
             facts["upstream_status"] = response.status_code
@@ -220,12 +232,12 @@ class CompleteEndpoint:
         self,
         client: Client,
         response: httpx.Response,
-        relayed: list[tuple[str, str]],
+        relayed: RawHeaders,
         translation: Translation,
         facts: dict[str, Any],
     ) -> None:
         try:
-            message = json.loads(await response.aread())
+            message = json.loads(await read_all(response))
             usage = message.get("usage") or {}
             body = message_to_completion(
                 message,
@@ -246,7 +258,7 @@ class CompleteEndpoint:
         if self.bridge.settings.log_text:
             facts.update(prompt=translation.prompt, completion=body["completion"])
         tokens = [
-            (f"x-bridge-{kind}-tokens", str(usage[f"{kind}_tokens"]))
+            (f"x-bridge-{kind}-tokens".encode(), str(usage[f"{kind}_tokens"]).encode())
             for kind in ("input", "output")
             if isinstance(usage.get(f"{kind}_tokens"), int)
         ]
@@ -256,7 +268,7 @@ class CompleteEndpoint:
         self,
         client: Client,
         response: httpx.Response,
-        relayed: list[tuple[str, str]],
+        relayed: RawHeaders,
         translation: Translation,
         facts: dict[str, Any],
     ) -> None:
@@ -267,7 +279,7 @@ class CompleteEndpoint:
             local_stops=translation.local_stops,
             keep_text=self.bridge.settings.log_text,
         )
-        await client.start(200, [SSE, ("cache-control", "no-cache"), *relayed])
+        await client.start(200, [SSE, NO_CACHE, *relayed])
         try:
             async for chunk in response.aiter_bytes():
                 out = stream.feed(chunk)
@@ -281,8 +293,11 @@ class CompleteEndpoint:
             await client.write(
                 stream.fail({"type": "timeout_error", "message": "upstream stalled"})
             )
-        except httpx.TransportError:
+        except httpx.HTTPError:
             await client.write(stream.fail(CONNECTION_LOST))
+        except Exception:  # a bug of ours must still end the stream as a failure
+            self.log.exception("complete.stream_internal_error")
+            await client.write(stream.fail(INTERNAL))
         finally:
             facts.update(
                 upstream_stop_reason=stream.upstream_stop_reason,
@@ -297,11 +312,9 @@ class CompleteEndpoint:
         await client.write(b"", more=False)
 
 
-async def _relay_error(
-    client: Client, response: httpx.Response, relayed: list[tuple[str, str]]
-) -> None:
+async def _relay_error(client: Client, response: httpx.Response, relayed: RawHeaders) -> None:
     """An upstream error before the first byte: same status, envelope and retry headers."""
-    body = await response.aread()
+    body = await read_all(response)
     try:
         envelope = json.loads(body)
         usable = envelope.get("type") == "error" and isinstance(envelope.get("error"), dict)
@@ -342,9 +355,9 @@ class PassthroughEndpoint:
         if scope.get("query_string"):
             target += "?" + scope["query_string"].decode("latin-1")
         headers = Headers(scope=scope)
-        forwarded = passthrough_headers(headers.items())
+        forwarded = passthrough_headers(headers.raw)
         if "accept-encoding" not in headers:  # else httpx asks for gzip the client never did
-            forwarded.append(("accept-encoding", "identity"))
+            forwarded.append((b"accept-encoding", b"identity"))
         limit = self.bridge.settings.max_body_bytes
         streamed = "content-length" in headers or "transfer-encoding" in headers
 
@@ -352,12 +365,14 @@ class PassthroughEndpoint:
             content = client.body_chunks(limit) if streamed else await client.read_body(limit)
             response = await self.bridge.upstream.send(scope["method"], target, forwarded, content)
             try:
-                await client.start(
-                    response.status_code, passthrough_headers(response.headers.items())
-                )
+                await client.start(response.status_code, passthrough_headers(response.headers.raw))
                 async for chunk in raw_chunks(response):
                     await client.write(chunk)
                 await client.write(b"", more=False)
+            except httpx.HTTPError as exc:
+                # Headers are out: returning without finishing the body makes the server
+                # close the connection, so the client sees a cut body, never a clean end.
+                self.log.warning("passthrough.upstream_cut", error=type(exc).__name__)
             finally:
                 await closing(response)
 

@@ -10,39 +10,53 @@ from proxy.errors import UpstreamTimeout, UpstreamUnreachable
 
 MESSAGES_VERSION = "2023-06-01"
 
+RawHeaders = list[tuple[bytes, bytes]]
+
 # What a translated request forwards from the legacy client.
-_FORWARDED = ("x-api-key", "authorization", "anthropic-beta", "user-agent")
+_FORWARDED = frozenset({b"x-api-key", b"authorization", b"anthropic-beta", b"user-agent"})
 # Never forwarded on a pass-through: hop-by-hop (RFC 9110 7.6.1), and what httpx sets.
 _HOP_BY_HOP = frozenset(
     {
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-        "te", "trailer", "transfer-encoding", "upgrade", "host",
+        b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization",
+        b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade", b"host",
     }
 )  # fmt: skip
 # Response headers a translated answer keeps: SDKs read them for ids and retries.
-_RELAYED = ("request-id", "retry-after", "retry-after-ms", "x-should-retry")
-_RELAYED_PREFIX = "anthropic-ratelimit-"
+_RELAYED = frozenset({b"request-id", b"retry-after", b"retry-after-ms", b"x-should-retry"})
+_RELAYED_PREFIX = b"anthropic-ratelimit-"
+
+# Headers stay bytes end to end: nothing a client or upstream sends can fail to re-encode.
 
 
-def translated_headers(client: Iterable[tuple[str, str]]) -> dict[str, str]:
+def translated_headers(client: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
     """Headers for the upstream Messages call, from the legacy client's."""
-    headers = {name: value for name, value in client if name in _FORWARDED}
-    headers["anthropic-version"] = MESSAGES_VERSION
-    headers["content-type"] = "application/json"
+    headers = [(name, value) for name, value in client if name.lower() in _FORWARDED]
+    headers.append((b"anthropic-version", MESSAGES_VERSION.encode()))
+    headers.append((b"content-type", b"application/json"))
     return headers
 
 
-def passthrough_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+def passthrough_headers(headers: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
     return [(name, value) for name, value in headers if name.lower() not in _HOP_BY_HOP]
 
 
-def relayed_headers(response: httpx.Response) -> list[tuple[str, str]]:
+def relayed_headers(response: httpx.Response) -> RawHeaders:
     """The upstream response headers a legacy client gets back."""
     return [
         (name, value)
-        for name, value in response.headers.items()
-        if name in _RELAYED or name.startswith(_RELAYED_PREFIX)
+        for name, value in response.headers.raw
+        if name.lower() in _RELAYED or name.lower().startswith(_RELAYED_PREFIX)
     ]
+
+
+async def read_all(response: httpx.Response) -> bytes:
+    """The whole upstream body; a read that fails is the upstream's failure, as ours."""
+    try:
+        return await response.aread()
+    except httpx.TimeoutException:
+        raise UpstreamTimeout("upstream stalled while sending its answer") from None
+    except httpx.HTTPError as exc:
+        raise UpstreamUnreachable(f"upstream connection lost: {type(exc).__name__}") from None
 
 
 class Upstream:

@@ -420,3 +420,67 @@ async def test_demo_upstream(make_client):
         )
         assert stopped.json()["stop"] == "demo"
         assert (await c.get("/v1/models")).status_code == 404
+
+
+class StallingBody(httpx.AsyncByteStream):
+    def __init__(self, first: bytes, exc: Exception):
+        self.first, self.exc = first, exc
+
+    async def __aiter__(self):
+        yield self.first
+        raise self.exc
+
+
+@pytest.mark.parametrize(
+    ("status", "exc", "expected", "error_type"),
+    [
+        (200, httpx.ReadTimeout("slow"), 504, "timeout_error"),
+        (200, httpx.RemoteProtocolError("reset"), 502, "api_error"),
+        (529, httpx.ReadTimeout("slow"), 504, "timeout_error"),
+    ],
+)
+async def test_upstream_failing_while_sending_its_body(
+    make_client, status, exc, expected, error_type
+):
+    """Regression: a body read that failed became a 500; it is the upstream's 502/504."""
+    client, _ = await make_client(
+        lambda r: httpx.Response(status, stream=StallingBody(b'{"id":', exc))
+    )
+    response = await client.post("/v1/complete", json=legacy_body(), headers=V2)
+    assert response.status_code == expected
+    assert response.json()["error"]["type"] == error_type
+
+
+async def test_unpaired_surrogate_is_a_400_not_a_500(make_client):
+    """Regression: half an emoji in the prompt crashed the upstream call's encoding."""
+    client, upstream = await make_client(ok())
+    content = json.dumps(legacy_body(prompt="\n\nHuman: hi \ud83d\n\nAssistant:"))
+    response = await client.post("/v1/complete", content=content, headers=V2)
+    assert response.status_code == 400
+    assert "unpaired surrogate" in response.json()["error"]["message"]
+    assert upstream.requests == []
+
+
+async def test_passthrough_relays_non_ascii_headers_as_bytes(make_client):
+    """Regression: a UTF-8 filename header from the upstream crashed the pass-through."""
+    disposition = 'attachment; filename="文件.pdf"'.encode()
+
+    def reply(request):
+        return httpx.Response(200, headers=[(b"content-disposition", disposition)], content=b"x")
+
+    client, upstream = await make_client(reply)
+    response = await client.get("/v1/files/f/content", headers=[(b"x-note", b"caf\xe9")])
+    assert response.status_code == 200
+    assert (b"content-disposition", disposition) in response.headers.raw
+    assert (b"x-note", b"caf\xe9") in upstream.requests[-1].headers.raw
+
+
+async def test_stream_with_malformed_usage_ends_with_an_error_event(make_client):
+    """Regression: `usage: null` in message_delta left the stream unterminated."""
+    body = STREAM.replace(b'"usage": {"output_tokens": 2}', b'"usage": null')
+    client, _ = await make_client(streaming(body))
+    response = await client.post("/v1/complete", json=legacy_body(stream=True), headers=V2)
+    assert response.text.endswith(
+        'event: error\ndata: {"type":"error","error":{"type":"api_error",'
+        '"message":"bad upstream stream: malformed message_delta event"}}\n\n'
+    )

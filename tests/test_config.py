@@ -82,3 +82,51 @@ def test_apply_uses_the_source_naming():
     """Flags are named as flags."""
     with pytest.raises(ConfigError, match=r"^--port: "):
         apply(Settings(), {"port": "x"}, lambda key: "--" + key)
+
+
+def test_model_table_in_the_file(tmp_path):
+    """[aliases] go before the built-in ones; [capabilities.MODEL] add or replace entries."""
+    path = tmp_path / "bridge.toml"
+    path.write_text(
+        '[aliases]\n"claude-2.1" = "claude-opus-4-5"\n"legacy-*" = "my-model"\n'
+        "[capabilities.my-model]\nmax_output = 8192\nprefill = false\n"
+        "[capabilities.claude-opus-4-5]\nmax_output = 1000\n"
+    )
+    models = from_file(Settings(), path).models
+    assert models.resolve("claude-2.1") == "claude-opus-4-5"
+    assert models.resolve("claude-2.0") == "claude-sonnet-4-5"  # built-in still there
+    assert models.resolve("legacy-x") == "my-model"
+    mine = models.capabilities_of("my-model")
+    assert mine is not None and (mine.max_output, mine.prefill) == (8192, False)
+    opus = models.capabilities_of("claude-opus-4-5")
+    assert opus is not None and opus.max_output == 1000 and not opus.one_sampler
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("aliases = 3", "aliases (in {path}): expected a table of pattern"),
+        ('[aliases]\n"a" = 1', "aliases (in {path}): expected a table of pattern"),
+        ("capabilities = 3", "capabilities (in {path}): expected [capabilities.MODEL] tables"),
+        ("[capabilities.m]\nprefill = true", "capabilities.m (in {path}): expected a table with"),
+        (
+            "[capabilities.m]\nmax_output = 0",
+            "capabilities.m (in {path}).max_output: expected a whole number >= 1, got 0",
+        ),
+        (
+            '[capabilities.m]\nmax_output = 5\nprefill = "no"',
+            "capabilities.m (in {path}).prefill: expected true or false, got 'no'",
+        ),
+        (
+            "[capabilities.m]\nmax_output = 5\nfoo = 1",
+            "capabilities.m (in {path}): unknown key 'foo'",
+        ),
+    ],
+)
+def test_bad_model_table(tmp_path, text, message):
+    """Model table mistakes name the table and key."""
+    path = tmp_path / "bridge.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        from_file(Settings(), path)
+    assert str(caught.value).startswith(message.format(path=path))

@@ -127,3 +127,25 @@ async def test_client_hangup_mid_stream_closes_upstream(stack):
                     break
     await asyncio.wait_for(upstream.closed.wait(), 1)
     assert not upstream.gate.is_set()
+
+
+async def cut_upstream(scope, receive, send):
+    """Promises 100 bytes, sends 4, and hangs up."""
+    if scope["type"] != "http":
+        return
+    headers = [(b"content-length", b"100"), (b"content-type", b"application/octet-stream")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"part", "more_body": True})
+
+
+async def test_passthrough_cut_mid_body_reaches_the_client_cut():
+    """Regression: an upstream cut mid-body escaped as an app error; the client now sees a
+    cut body (a protocol error), never a clean end."""
+    async with (
+        serving(cut_upstream) as upstream_url,
+        serving(create_app(Settings(upstream_url=upstream_url))) as bridge,
+        httpx.AsyncClient(base_url=bridge, timeout=10) as client,
+    ):
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get("/v1/files/f/content")
+        assert (await client.get("/healthz")).status_code == 200

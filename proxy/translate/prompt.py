@@ -30,11 +30,11 @@ class Conversation:
 
 def parse_prompt(prompt: str) -> Conversation:
     """Split a legacy prompt into system, messages and prefill; 400 on a bad prompt."""
-    literal = "\n\nHuman:" not in prompt and "\\n\\nHuman:" in prompt
-    marker = _LITERAL if literal else _REAL
     start = prompt.lstrip()
     if start.startswith("Human:"):  # the old API accepted a first turn without "\n\n"
-        prompt = ("\\n\\n" if literal else "\n\n") + start
+        prompt = "\n\n" + start
+    literal = "\n\nHuman:" not in prompt and "\\n\\nHuman:" in prompt
+    marker = _LITERAL if literal else _REAL
 
     head, *rest = marker.split(prompt)
     turns = list(zip(rest[0::2], (text.strip() for text in rest[1::2]), strict=True))

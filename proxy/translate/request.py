@@ -74,6 +74,8 @@ def translate_request(body: Any, models: ModelTable) -> Translation:
         stops = body["stop_sequences"]
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
             raise InvalidRequest("stop_sequences: must be a list of strings")
+        for stop in stops:
+            _unicode("stop_sequences", stop)
         forwarded = []
         for stop in stops:
             if stop.strip():
@@ -99,6 +101,8 @@ def translate_request(body: Any, models: ModelTable) -> Translation:
             user_id = metadata["user_id"]
             if user_id is not None and not isinstance(user_id, str):
                 raise InvalidRequest("metadata.user_id: must be a string or null")
+            if user_id is not None:
+                _unicode("metadata.user_id", user_id)
             out["metadata"] = {"user_id": user_id}
         adaptations += [f"dropped_field:metadata.{k}" for k in metadata if k != "user_id"]
 
@@ -125,7 +129,19 @@ def _required(body: dict[str, Any], name: str, kind: type, described: str) -> An
     value = body[name]
     if not isinstance(value, kind) or isinstance(value, bool):
         raise InvalidRequest(f"{name}: must be {described}, got {_json_type(value)}")
-    return value
+    return _unicode(name, value) if isinstance(value, str) else value
+
+
+def _unicode(name: str, text: str) -> str:
+    """JSON may escape half a UTF-16 pair (a string cut inside an emoji); nothing can send it."""
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidRequest(
+            f"{name}: contains an unpaired surrogate (\\u{ord(text[exc.start]):x}) at index "
+            f"{exc.start}; send valid Unicode"
+        ) from None
+    return text
 
 
 def _json_type(value: Any) -> str:

@@ -113,10 +113,13 @@ class CompletionStream:
             try:
                 out.append(self._event(event))
             except StreamProtocolError as exc:
-                out.append(
-                    self.fail({"type": "api_error", "message": f"bad upstream stream: {exc}"})
-                )
+                out.append(self._protocol_error(str(exc)))
+            except (AttributeError, TypeError):  # a field of the wrong JSON type
+                out.append(self._protocol_error(f"malformed {event.event} event"))
         return b"".join(out)
+
+    def _protocol_error(self, what: str) -> bytes:
+        return self.fail({"type": "api_error", "message": f"bad upstream stream: {what}"})
 
     def _event(self, event: ServerSentEvent) -> bytes:
         try:

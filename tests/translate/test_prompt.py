@@ -82,11 +82,11 @@ def test_literal_markers_ignored_when_real_markers_exist():
     assert conv.messages == [{"role": "user", "content": "say \\n\\nAssistant: literally"}]
 
 
-def test_literal_form_with_leading_human():
-    """A literal-form prompt may also start with a bare `Human:`; merged turns join with a
-    real blank line."""
-    conv = parse_prompt("Human: hi\\n\\nHuman: there\\n\\nAssistant:")
-    assert conv.messages == [{"role": "user", "content": "hi\n\nthere"}]
+def test_leading_bare_human_is_a_real_marker():
+    """A bare leading `Human:` is a real marker, so backslash-n text after it is just text."""
+    conv = parse_prompt("Human: say '\\n\\nHuman:' please\n\nAssistant:")
+    assert not conv.literal_markers
+    assert conv.messages == [{"role": "user", "content": "say '\\n\\nHuman:' please"}]
 
 
 @pytest.mark.parametrize(

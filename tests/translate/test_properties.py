@@ -1,5 +1,6 @@
 """Property tests: whatever a client sends, the core answers or refuses with a 400."""
 
+import json
 from itertools import pairwise
 
 from hypothesis import given, settings
@@ -55,5 +56,22 @@ def test_any_upstream_bytes_end_the_stream_in_a_defined_way(data, v1):
     """Garbage from the upstream never raises; the stream always ends finished or failed."""
     stream = CompletionStream(model="m", v1=v1, prefill=False, local_stops=["\n"])
     stream.feed(data)
+    stream.flush()
+    assert stream.done
+
+
+EVENT_TYPES = st.sampled_from(
+    ["message_start", "content_block_start", "content_block_delta", "message_delta",
+     "message_stop", "ping", "error", "content_block_stop"]
+)  # fmt: skip
+
+
+@given(st.lists(st.tuples(EVENT_TYPES, st.dictionaries(st.text(max_size=8), JSON)), max_size=8))
+@settings(max_examples=300)
+def test_any_event_payloads_end_the_stream_in_a_defined_way(events):
+    """Well-framed events with fields of any JSON type never raise out of the translator."""
+    stream = CompletionStream(model="m", v1=False, prefill=False)
+    for kind, data in events:
+        stream.feed(f"event: {kind}\ndata: {json.dumps({**data, 'type': kind})}\n\n".encode())
     stream.flush()
     assert stream.done

@@ -234,3 +234,18 @@ def test_body_must_be_an_object(body):
     """A JSON body that is not an object is a 400."""
     with pytest.raises(InvalidRequest, match="must be a JSON object"):
         translate_request(body, MODELS)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"prompt": "\n\nHuman: hi \ud83d\n\nAssistant:"}, "prompt"),
+        ({"model": "claude-\udc00"}, "model"),
+        ({"stop_sequences": ["\ud800"]}, "stop_sequences"),
+        ({"metadata": {"user_id": "u\udfff"}}, "metadata.user_id"),
+    ],
+)
+def test_unpaired_surrogates_are_a_400(overrides, field):
+    """Half an emoji (legal in JSON, not in UTF-8) is refused naming the field, not a 500."""
+    with pytest.raises(InvalidRequest, match=f"^{field}: contains an unpaired surrogate"):
+        translate(**overrides)
