@@ -2,8 +2,10 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import httpx
+import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -19,6 +21,19 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+@dataclass(slots=True)
+class Readiness:
+    """Whether this instance should get new requests; false once it drains for shutdown."""
+
+    draining: bool = False
+
+
+async def readyz(request: Request) -> JSONResponse:
+    if request.app.state.readiness.draining:
+        return JSONResponse({"status": "draining"}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
 def create_app(
     settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> Starlette:
@@ -31,12 +46,16 @@ def create_app(
             yield
         finally:
             await bridge.upstream.aclose()
+            structlog.get_logger("complete-bridge").info("bridge.stopped")
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            Route("/readyz", readyz, methods=["GET", "HEAD"]),
             Route("/v1/complete", CompleteEndpoint(bridge), methods=["POST"]),
             Mount("", app=PassthroughEndpoint(bridge)),
         ],
         lifespan=lifespan,
     )
+    app.state.readiness = Readiness()
+    return app

@@ -3,9 +3,11 @@
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import FrameType
 
 from proxy import __version__
 from proxy.config import ConfigError, Settings, apply, from_environ, from_file
@@ -80,17 +82,36 @@ def serve(settings: Settings) -> None:
     from proxy.log import configure_logging
 
     configure_logging(settings.log_format)
-    structlog.get_logger(PROG).info(
-        "bridge.starting", upstream=settings.upstream_url, host=settings.host, port=settings.port
-    )
-    uvicorn.run(
-        create_app(settings),
+    log = structlog.get_logger(PROG)
+    app = create_app(settings)
+
+    class DrainingServer(uvicorn.Server):
+        """On SIGTERM/SIGINT: fail readiness, stop accepting, let requests in flight
+        finish for up to drain_timeout seconds, then stop."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if not app.state.readiness.draining:
+                app.state.readiness.draining = True
+                log.info(
+                    "bridge.draining",
+                    signal=signal.Signals(sig).name,
+                    deadline_s=settings.drain_timeout,
+                )
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         access_log=False,
         server_header=False,
         log_level="warning",
+        timeout_graceful_shutdown=settings.drain_timeout,
     )
+    log.info(
+        "bridge.starting", upstream=settings.upstream_url, host=settings.host, port=settings.port
+    )
+    DrainingServer(config).run()  # re-raises the signal that stopped it, once drained
 
 
 def translate(settings: Settings, text: str) -> str:

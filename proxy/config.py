@@ -27,6 +27,7 @@ class Settings:
     connect_timeout: float = 10.0
     read_timeout: float = 600.0
     max_connections: int = 1000
+    drain_timeout: int = 30
     echo_model: bool = True
     log_text: bool = False
     log_format: str = "auto"
@@ -94,6 +95,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "connect_timeout": _seconds,
     "read_timeout": _seconds,
     "max_connections": _int(1, 100_000),
+    "drain_timeout": _int(1, 3600),
     "echo_model": _bool,
     "log_text": _bool,
     "log_format": _log_format,

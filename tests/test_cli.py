@@ -147,5 +147,6 @@ def test_serve_runs_a_real_bridge_that_logs_json_without_the_key(tmp_path):
     text = log_path.read_text()
     assert key not in text
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-    assert [line["event"] for line in lines] == ["bridge.starting", "complete"]
+    events = [line["event"] for line in lines]
+    assert events == ["bridge.starting", "complete", "bridge.draining", "bridge.stopped"]
     assert lines[1]["status"] == 200

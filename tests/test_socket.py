@@ -11,57 +11,7 @@ import pytest
 from proxy.app import create_app
 from proxy.config import Settings
 from tests.factories import legacy_body
-from tests.servers import serving
-
-
-def event(kind, **data):
-    return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
-
-
-def delta(text):
-    return event("content_block_delta", index=0, delta={"type": "text_delta", "text": text})
-
-
-HEAD = event("message_start", message={"id": "msg_s", "usage": {"input_tokens": 1}}) + event(
-    "content_block_start", index=0, content_block={"type": "text", "text": ""}
-)
-TAIL = event("message_delta", delta={"stop_reason": "end_turn"}) + event("message_stop")
-
-
-class GatedUpstream:
-    """A Messages upstream that sends its first delta, then waits for `gate` (or, with
-    `hold_headers`, sends nothing at all), and notices when the bridge hangs up."""
-
-    def __init__(self, *, hold_headers=False):
-        self.hold_headers = hold_headers
-        self.called = asyncio.Event()
-        self.gate = asyncio.Event()
-        self.closed = asyncio.Event()
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return
-        while (await receive()).get("more_body"):
-            pass
-        self.called.set()
-        watcher = asyncio.create_task(self._watch(receive), name="watch bridge disconnect")
-        try:
-            if self.hold_headers:
-                await self.gate.wait()
-            headers = [(b"content-type", b"text/event-stream")]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send(
-                {"type": "http.response.body", "body": HEAD + delta("first"), "more_body": True}
-            )
-            await self.gate.wait()
-            await send({"type": "http.response.body", "body": delta(" second") + TAIL})
-        finally:
-            watcher.cancel()
-
-    async def _watch(self, receive):
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        self.closed.set()
+from tests.servers import GatedUpstream, serving
 
 
 @pytest.fixture
