@@ -4,7 +4,6 @@ Each request ends in one canonical log line. A client that hangs up cancels the 
 which closes the upstream request at once (nobody pays for tokens no one will read).
 """
 
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Any
 
 import anyio
 import httpx
+import orjson
 import structlog
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
@@ -197,10 +197,8 @@ class CompleteEndpoint:
             raise RequestTooLarge(f"request body is larger than the limit of {limit} bytes")
         raw = await client.read_body(limit)
         try:
-            body = json.loads(raw)
-        except RecursionError:
-            raise InvalidRequest("request body is nested too deeply") from None
-        except ValueError as exc:
+            body = orjson.loads(raw)
+        except ValueError as exc:  # also nesting past 1024 levels, and unpaired surrogates
             raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
         return translate_request(body, self.bridge.settings.models)
 
@@ -237,7 +235,7 @@ class CompleteEndpoint:
         facts: dict[str, Any],
     ) -> None:
         try:
-            message = json.loads(await read_all(response))
+            message = orjson.loads(await read_all(response))
             usage = message.get("usage") or {}
             body = message_to_completion(
                 message,
@@ -316,7 +314,7 @@ async def _relay_error(client: Client, response: httpx.Response, relayed: RawHea
     """An upstream error before the first byte: same status, envelope and retry headers."""
     body = await read_all(response)
     try:
-        envelope = json.loads(body)
+        envelope = orjson.loads(body)
         usable = envelope.get("type") == "error" and isinstance(envelope.get("error"), dict)
     except (ValueError, AttributeError):
         usable = False

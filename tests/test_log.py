@@ -33,3 +33,18 @@ def test_console_format_is_not_json():
     assert "complete" in out.getvalue()
     with pytest.raises(ValueError):
         json.loads(out.getvalue())
+
+
+@pytest.mark.usefixtures("restore_structlog")
+def test_exceptions_are_one_json_line():
+    """A logged exception stays inside its JSON line, and odd values do not break it."""
+    out = io.StringIO()
+    configure_logging("json", stream=out)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        structlog.get_logger("t").exception("failed", odd=object())
+    (line,) = out.getvalue().splitlines()
+    entry = json.loads(line)
+    assert "ValueError: boom" in entry["exception"]
+    assert entry["odd"].startswith("<object object")

@@ -4,6 +4,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from proxy.translate.stops import find_stop
 from proxy.wire import Completion, ErrorEnvelope, MessagesResponse
 
@@ -88,4 +90,7 @@ def error_envelope(error_type: str, message: str) -> ErrorEnvelope:
 
 def dumps(value: Any) -> bytes:
     """Compact JSON as the API sends it (UTF-8, not ASCII-escaped)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # an integer past 64 bits, which orjson refuses and JSON allows
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()

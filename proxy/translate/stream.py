@@ -10,9 +10,10 @@ Failures after the 200 end the stream with an error event (v2) or an error line 
 """
 
 import enum
-import json
 from collections.abc import Sequence
 from typing import Any
+
+import orjson
 
 from proxy.translate.response import (
     completion,
@@ -123,7 +124,7 @@ class CompletionStream:
 
     def _event(self, event: ServerSentEvent) -> bytes:
         try:
-            data = json.loads(event.data)
+            data = orjson.loads(event.data)
         except ValueError:
             raise StreamProtocolError(f"{event.event} event data is not JSON") from None
         if not isinstance(data, dict):

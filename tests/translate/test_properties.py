@@ -75,3 +75,15 @@ def test_any_event_payloads_end_the_stream_in_a_defined_way(events):
         stream.feed(f"event: {kind}\ndata: {json.dumps({**data, 'type': kind})}\n\n".encode())
     stream.flush()
     assert stream.done
+
+
+@given(st.dictionaries(FIELDS, JSON | PROMPTS, max_size=10))
+def test_every_translated_body_serialises(body):
+    """Whatever passes validation can be sent: the Messages body always encodes."""
+    from proxy.translate.response import dumps
+
+    try:
+        translation = translate_request(body, ModelTable())
+    except InvalidRequest:
+        return
+    assert json.loads(dumps(translation.body)) == translation.body

@@ -116,4 +116,9 @@ def test_error_envelope():
 
 def test_dumps_is_compact_utf8():
     """JSON goes out compact and unescaped, like the API's."""
-    assert dumps({"a": "é"}) == '{"a":"é"}'.encode()
+    assert dumps({"a": "é", "b": [0.5, None]}) == '{"a":"é","b":[0.5,null]}'.encode()
+
+
+def test_dumps_big_integers():
+    """Integers past 64 bits are valid JSON a client may send; they still serialise."""
+    assert dumps({"top_k": 10**30}) == b'{"top_k":1000000000000000000000000000000}'
