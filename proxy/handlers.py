@@ -26,10 +26,11 @@ from proxy.errors import (
 )
 from proxy.translate.request import Translation, translate_request
 from proxy.translate.response import dumps, error_envelope, message_to_completion
-from proxy.translate.stream import CONNECTION_LOST, CompletionStream
+from proxy.translate.stream import CompletionStream
 from proxy.upstream import (
     RawHeaders,
     Upstream,
+    chunks,
     passthrough_headers,
     read_all,
     relayed_headers,
@@ -68,6 +69,7 @@ class Client:
         self.status: int | None = None
         self.first_byte: float | None = None
         self.disconnected = False
+        self.complete = False
 
     async def body_chunks(self, limit: int) -> AsyncIterator[bytes]:
         size = 0
@@ -105,8 +107,9 @@ class Client:
                 message: Message = {"type": ""}
                 while message["type"] != "http.disconnect":
                     message = await self._receive()
-                self.disconnected = True
-                group.cancel_scope.cancel()
+                if not self.complete:  # the server also says so once a response is done
+                    self.disconnected = True
+                    group.cancel_scope.cancel()
 
             group.start_soon(watch, name="watch for client disconnect")
             await work()
@@ -120,6 +123,7 @@ class Client:
         if self.first_byte is None and data:
             self.first_byte = time.perf_counter()
         await self._send({"type": "http.response.body", "body": data, "more_body": more})
+        self.complete = not more
 
     async def respond(self, status: int, headers: RawHeaders, body: bytes) -> None:
         await self.start(status, [*headers, (b"content-length", str(len(body)).encode())])
@@ -135,15 +139,6 @@ class Client:
             "ttfb_ms": None if first is None else round((first - self.started) * 1000, 2),
             "duration_ms": round((time.perf_counter() - self.started) * 1000, 2),
         }
-
-
-async def raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The body as it came, still encoded; in-memory transports hand it over read already."""
-    if response.is_stream_consumed:
-        yield response.content
-    else:
-        async for chunk in response.aiter_raw():
-            yield chunk
 
 
 async def closing(response: httpx.Response) -> None:
@@ -279,7 +274,7 @@ class CompleteEndpoint:
         )
         await client.start(200, [SSE, NO_CACHE, *relayed])
         try:
-            async for chunk in response.aiter_bytes():
+            async for chunk in chunks(response):
                 out = stream.feed(chunk)
                 if out:
                     await client.write(out)
@@ -287,12 +282,8 @@ class CompleteEndpoint:
                     break
             else:
                 await client.write(stream.flush())
-        except httpx.TimeoutException:
-            await client.write(
-                stream.fail({"type": "timeout_error", "message": "upstream stalled"})
-            )
-        except httpx.HTTPError:
-            await client.write(stream.fail(CONNECTION_LOST))
+        except BridgeError as exc:  # the upstream failed after our 200
+            await client.write(stream.fail({"type": exc.error_type, "message": exc.message}))
         except Exception:  # a bug of ours must still end the stream as a failure
             self.log.exception("complete.stream_internal_error")
             await client.write(stream.fail(INTERNAL))
@@ -364,13 +355,15 @@ class PassthroughEndpoint:
             response = await self.bridge.upstream.send(scope["method"], target, forwarded, content)
             try:
                 await client.start(response.status_code, passthrough_headers(response.headers.raw))
-                async for chunk in raw_chunks(response):
+                async for chunk in chunks(response, raw=True):
                     await client.write(chunk)
                 await client.write(b"", more=False)
-            except httpx.HTTPError as exc:
+            except BridgeError as exc:
+                if client.status is None:
+                    raise
                 # Headers are out: returning without finishing the body makes the server
                 # close the connection, so the client sees a cut body, never a clean end.
-                self.log.warning("passthrough.upstream_cut", error=type(exc).__name__)
+                self.log.warning("passthrough.upstream_cut", error=exc.message)
             finally:
                 await closing(response)
 

@@ -1,12 +1,14 @@
 """The one upstream HTTP client, the headers that may cross it, and its errors as ours."""
 
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from proxy.config import DEMO_UPSTREAM, Settings
-from proxy.errors import UpstreamTimeout, UpstreamUnreachable
+from proxy.errors import BridgeError, UpstreamTimeout, UpstreamUnreachable
 
 MESSAGES_VERSION = "2023-06-01"
 
@@ -49,18 +51,41 @@ def relayed_headers(response: httpx.Response) -> RawHeaders:
     ]
 
 
+def upstream_error(exc: httpx.HTTPError) -> BridgeError:
+    """An upstream failure as ours. The aiohttp transport maps aiohttp's errors loosely
+    (a dropped connection arrives as ConnectTimeout), so its original error decides."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
+    if isinstance(cause, aiohttp.ConnectionTimeoutError | httpx.ConnectTimeout):
+        return UpstreamUnreachable("upstream unreachable: connection timed out")
+    if isinstance(cause, aiohttp.ServerTimeoutError | httpx.TimeoutException):
+        return UpstreamTimeout("upstream did not answer in time")
+    if isinstance(cause, aiohttp.ClientConnectorError | httpx.ConnectError):
+        return UpstreamUnreachable("upstream unreachable: could not connect")
+    return UpstreamUnreachable("upstream connection lost")
+
+
 async def read_all(response: httpx.Response) -> bytes:
-    """The whole upstream body; a read that fails is the upstream's failure, as ours."""
+    """The whole upstream body, decoded."""
     try:
         return await response.aread()
-    except httpx.TimeoutException:
-        raise UpstreamTimeout("upstream stalled while sending its answer") from None
     except httpx.HTTPError as exc:
-        raise UpstreamUnreachable(f"upstream connection lost: {type(exc).__name__}") from None
+        raise upstream_error(exc) from None
+
+
+async def chunks(response: httpx.Response, *, raw: bool = False) -> AsyncIterator[bytes]:
+    """The upstream body as it arrives: decoded, or `raw` (still content-encoded)."""
+    try:
+        if response.is_stream_consumed:  # in-memory transports hand it over read already
+            yield response.content
+            return
+        async for chunk in response.aiter_raw() if raw else response.aiter_bytes():
+            yield chunk
+    except httpx.HTTPError as exc:
+        raise upstream_error(exc) from None
 
 
 class Upstream:
-    """An httpx.AsyncClient with explicit timeouts and limits; errors become BridgeErrors."""
+    """The httpx.AsyncClient, over aiohttp, with explicit timeouts and limits."""
 
     def __init__(
         self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
@@ -70,14 +95,19 @@ class Upstream:
             from proxy.demo import DemoTransport
 
             base_url, transport = "http://demo.invalid", transport or DemoTransport()
+        if transport is None:
+            # httpcore's pool costs CPU per request that grows with pooled connections;
+            # aiohttp's stays flat (see README, Performance). httpx's API stays ours.
+            transport = AiohttpTransport(
+                limits=httpx.Limits(
+                    max_connections=settings.max_connections, max_keepalive_connections=100
+                )
+            )
         self.url = base_url
         self._client = httpx.AsyncClient(
             base_url=base_url,
             transport=transport,
             timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
-            limits=httpx.Limits(
-                max_connections=settings.max_connections, max_keepalive_connections=100
-            ),
             follow_redirects=False,
         )
 
@@ -92,12 +122,8 @@ class Upstream:
         request = self._client.build_request(method, path, headers=headers, content=content)
         try:
             return await self._client.send(request, stream=True)
-        except httpx.ConnectTimeout:
-            raise UpstreamUnreachable("upstream unreachable: connection timed out") from None
-        except httpx.TimeoutException:
-            raise UpstreamTimeout("upstream did not answer in time") from None
-        except httpx.TransportError as exc:
-            raise UpstreamUnreachable(f"upstream unreachable: {type(exc).__name__}") from None
+        except httpx.HTTPError as exc:
+            raise upstream_error(exc) from None
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -4,9 +4,11 @@ they are produced, and a client that hangs up closes the upstream request at onc
 import asyncio
 import contextlib
 import json
+import socket
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from proxy.app import create_app
 from proxy.config import Settings
@@ -99,3 +101,74 @@ async def test_passthrough_cut_mid_body_reaches_the_client_cut():
         with pytest.raises(httpx.RemoteProtocolError):
             await client.get("/v1/files/f/content")
         assert (await client.get("/healthz")).status_code == 200
+
+
+async def bridge_for(upstream_url, **settings):
+    return serving(create_app(Settings(upstream_url=upstream_url, **settings)))
+
+
+async def test_unreachable_upstream_is_a_502():
+    """Nothing listening upstream: 502 api_error, and no x-should-retry (SDKs retry)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    async with (
+        await bridge_for(f"http://127.0.0.1:{closed_port}") as bridge,
+        httpx.AsyncClient(base_url=bridge, timeout=10) as client,
+    ):
+        response = await client.post("/v1/complete", json=legacy_body())
+    assert response.status_code == 502
+    assert response.json()["error"] == {
+        "type": "api_error",
+        "message": "upstream unreachable: could not connect",
+    }
+    assert "x-should-retry" not in response.headers
+
+
+async def test_upstream_silent_before_headers_is_a_504():
+    """An upstream that accepts but never answers: 504 timeout_error after read_timeout."""
+    upstream = GatedUpstream(hold_headers=True)
+    async with (
+        serving(upstream) as upstream_url,
+        await bridge_for(upstream_url, read_timeout=0.3) as bridge,
+        httpx.AsyncClient(base_url=bridge, timeout=10) as client,
+    ):
+        response = await client.post("/v1/complete", json=legacy_body())
+        upstream.gate.set()
+    assert response.status_code == 504
+    assert response.json()["error"]["type"] == "timeout_error"
+
+
+@pytest.mark.parametrize("version", ["2023-06-01", None])
+async def test_upstream_stalling_mid_stream_ends_with_a_timeout_error(version):
+    """A stream whose upstream goes silent past read_timeout ends with a timeout error,
+    in both formats, after the text already sent."""
+    upstream = GatedUpstream()
+    headers = {"anthropic-version": version} if version else {}
+    async with (
+        serving(upstream) as upstream_url,
+        await bridge_for(upstream_url, read_timeout=0.3) as bridge,
+        httpx.AsyncClient(base_url=bridge, timeout=10) as client,
+    ):
+        response = await client.post("/v1/complete", json=legacy_body(stream=True), headers=headers)
+        upstream.gate.set()
+    assert '"completion":" first"' in response.text
+    assert '"type":"timeout_error","message":"upstream did not answer in time"' in response.text
+    assert response.text.endswith("data: [DONE]\n\n") is (version is None)
+
+
+async def test_completed_streams_are_not_logged_as_disconnects(stack):
+    """Regression: a stream read to its end was logged as client_disconnected."""
+    bridge, upstream = await stack()
+    upstream.gate.set()
+    with capture_logs() as logs:
+        async with httpx.AsyncClient(base_url=bridge, timeout=10) as client:
+            for version in ("2023-06-01", "2023-01-01"):
+                response = await client.post(
+                    "/v1/complete",
+                    json=legacy_body(stream=True),
+                    headers={"anthropic-version": version},
+                )
+                assert response.status_code == 200
+    lines = [entry for entry in logs if entry["event"] == "complete"]
+    assert [line["client_disconnected"] for line in lines] == [False, False]

@@ -1,0 +1,97 @@
+import aiohttp
+import httpx
+import pytest
+
+from proxy.errors import UpstreamTimeout, UpstreamUnreachable
+from proxy.upstream import passthrough_headers, relayed_headers, translated_headers, upstream_error
+
+
+def caused(exc: httpx.HTTPError, cause: BaseException) -> httpx.HTTPError:
+    exc.__cause__ = cause
+    return exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "message"),
+    [
+        (httpx.ConnectError("x"), UpstreamUnreachable, "upstream unreachable: could not connect"),
+        (
+            httpx.ConnectTimeout("x"),
+            UpstreamUnreachable,
+            "upstream unreachable: connection timed out",
+        ),
+        (httpx.ReadTimeout("x"), UpstreamTimeout, "upstream did not answer in time"),
+        (httpx.ReadError("x"), UpstreamUnreachable, "upstream connection lost"),
+        (httpx.RemoteProtocolError("x"), UpstreamUnreachable, "upstream connection lost"),
+        # The aiohttp transport calls every dropped connection a ConnectTimeout:
+        (
+            caused(httpx.ConnectTimeout("x"), aiohttp.ServerDisconnectedError()),
+            UpstreamUnreachable,
+            "upstream connection lost",
+        ),
+        (
+            caused(httpx.ReadTimeout("x"), aiohttp.SocketTimeoutError()),
+            UpstreamTimeout,
+            "upstream did not answer in time",
+        ),
+        (
+            caused(httpx.TimeoutException("x"), aiohttp.ConnectionTimeoutError()),
+            UpstreamUnreachable,
+            "upstream unreachable: connection timed out",
+        ),
+        (
+            caused(httpx.ReadError("x"), aiohttp.ClientPayloadError()),
+            UpstreamUnreachable,
+            "upstream connection lost",
+        ),
+    ],
+)
+def test_upstream_errors_map_by_what_really_happened(exc, kind, message):
+    """Unreachable and lost are 502 api_error, too slow is 504 timeout_error."""
+    error = upstream_error(exc)
+    assert type(error) is kind
+    assert error.message == message
+
+
+def test_translated_headers_forward_only_the_allow_list():
+    """Keys, beta flags and user agent go upstream; the version is always 2023-06-01."""
+    raw = [
+        (b"x-api-key", b"k"),
+        (b"Authorization", b"Bearer t"),
+        (b"anthropic-beta", b"b"),
+        (b"anthropic-version", b"2023-01-01"),
+        (b"cookie", b"c"),
+        (b"x-forwarded-for", b"1.2.3.4"),
+        (b"content-length", b"10"),
+    ]
+    assert translated_headers(raw) == [
+        (b"x-api-key", b"k"),
+        (b"Authorization", b"Bearer t"),
+        (b"anthropic-beta", b"b"),
+        (b"anthropic-version", b"2023-06-01"),
+        (b"content-type", b"application/json"),
+    ]
+
+
+def test_passthrough_drops_hop_by_hop():
+    """Hop-by-hop headers and Host never cross the bridge."""
+    raw = [(b"Connection", b"close"), (b"host", b"x"), (b"TE", b"trailers"), (b"x-a", b"1")]
+    assert passthrough_headers(raw) == [(b"x-a", b"1")]
+
+
+def test_relayed_headers():
+    """request-id, retry headers and rate-limit headers come back; others do not."""
+    response = httpx.Response(
+        200,
+        headers=[
+            (b"request-id", b"r"),
+            (b"anthropic-ratelimit-tokens-remaining", b"5"),
+            (b"retry-after", b"1"),
+            (b"set-cookie", b"s"),
+        ],
+    )
+    assert relayed_headers(response) == [
+        (b"request-id", b"r"),
+        (b"anthropic-ratelimit-tokens-remaining", b"5"),
+        (b"retry-after", b"1"),
+    ]
