@@ -105,6 +105,7 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         access_log=False,
         server_header=False,
+        proxy_headers=False,  # the bridge never reads the client address
         log_level="warning",
         timeout_graceful_shutdown=settings.drain_timeout,
     )

@@ -85,7 +85,11 @@ async def chunks(response: httpx.Response, *, raw: bool = False) -> AsyncIterato
 
 
 class Upstream:
-    """The httpx.AsyncClient, over aiohttp, with explicit timeouts and limits."""
+    """The one upstream transport, with explicit timeouts and limits.
+
+    Requests go straight to the transport: httpx's client layer would add per-request
+    work (URL merging, auth and redirect hooks) and a cookie jar, and a proxy must not
+    carry one caller's cookies to the next."""
 
     def __init__(
         self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
@@ -98,32 +102,36 @@ class Upstream:
         if transport is None:
             # httpcore's pool costs CPU per request that grows with pooled connections;
             # aiohttp's stays flat (see README, Performance). httpx's API stays ours.
-            transport = AiohttpTransport(
-                limits=httpx.Limits(
-                    max_connections=settings.max_connections, max_keepalive_connections=100
-                )
+            limits = httpx.Limits(
+                max_connections=settings.max_connections, max_keepalive_connections=100
             )
+            transport = AiohttpTransport(limits=limits)
         self.url = base_url
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            transport=transport,
-            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
-            follow_redirects=False,
-        )
+        self._transport = transport
+        self._timeout = httpx.Timeout(
+            settings.read_timeout, connect=settings.connect_timeout
+        ).as_dict()
+        self._messages_url = httpx.URL(base_url + "/v1/messages")
 
     async def send(
         self,
         method: str,
-        path: str,
+        target: str,
         headers: Any,
         content: bytes | AsyncIterable[bytes],
     ) -> httpx.Response:
-        """Send and return once the status and headers are in; the caller closes it."""
-        request = self._client.build_request(method, path, headers=headers, content=content)
+        """Send and return once the status and headers are in; the caller closes it.
+        `target` is the path and query, as the client sent them."""
+        url = self._messages_url if target == "/v1/messages" else httpx.URL(self.url + target)
+        request = httpx.Request(
+            method, url, headers=headers, content=content, extensions={"timeout": self._timeout}
+        )
         try:
-            return await self._client.send(request, stream=True)
+            response = await self._transport.handle_async_request(request)
         except httpx.HTTPError as exc:
             raise upstream_error(exc) from None
+        response.request = request
+        return response
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._transport.aclose()

@@ -486,3 +486,19 @@ async def test_stream_with_malformed_usage_ends_with_an_error_event(make_client)
         'event: error\ndata: {"type":"error","error":{"type":"api_error",'
         '"message":"bad upstream stream: malformed message_delta event"}}\n\n'
     )
+
+
+async def test_no_cookie_jar_between_callers(make_client):
+    """Regression: httpx's client kept a cookie jar, so a cookie one upstream answer set
+    went out on the next caller's request. There is no jar now."""
+
+    def reply(request):
+        return httpx.Response(200, json=message(), headers={"set-cookie": "session=abc; Path=/"})
+
+    client, upstream = await make_client(reply)
+    for _ in range(2):
+        client.cookies.clear()  # the test client's own jar is not the bridge's
+        await client.post("/v1/complete", json=legacy_body(), headers=V2)
+        client.cookies.clear()
+        await client.get("/v1/models")
+    assert all("cookie" not in request.headers for request in upstream.requests)
