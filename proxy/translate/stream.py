@@ -65,6 +65,7 @@ class CompletionStream:
         self._sent_text = False
         self._keep_text = v1 or keep_text  # v1 repeats the whole completion in every event
         self._parts: list[str] = []
+        self._v1_json = bytearray()  # v1: the completion so far, JSON-encoded, unquoted
         self._text_blocks: set[int] = set()
         self._head = self._tail = b""
         # What the log wants to know.
@@ -198,7 +199,10 @@ class CompletionStream:
             self._parts.append(text)
         if not self.v1:
             return encode(self._head + dumps(text) + self._tail, "completion")
-        return encode(self._head + dumps(self.text) + self._tail)
+        # JSON escapes character by character, so the encoded whole is the encoded parts
+        # joined: each event copies the text so far once instead of re-encoding it.
+        self._v1_json += dumps(text)[1:-1]
+        return b"".join((b"data: ", self._head, b'"', self._v1_json, b'"', self._tail, b"\n\n"))
 
     def _finish(self, stop_reason: str, stop: str | None) -> bytes:
         out = self._emit(self._stops.flush()) if self._stops is not None else b""
