@@ -4,19 +4,17 @@ Each request ends in one canonical log line. A client that hangs up cancels the 
 which closes the upstream request at once (nobody pays for tokens no one will read).
 """
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import httpx
 import orjson
 import structlog
 from starlette.datastructures import Headers
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from proxy.config import Settings
+from proxy.downstream import JSON, Client, ClientGone
 from proxy.errors import (
     BadUpstreamResponse,
     BridgeError,
@@ -31,6 +29,7 @@ from proxy.upstream import (
     RawHeaders,
     Upstream,
     chunks,
+    closing,
     passthrough_headers,
     read_all,
     relayed_headers,
@@ -38,7 +37,6 @@ from proxy.upstream import (
 )
 from proxy.wire import ErrorDetail
 
-JSON = (b"content-type", b"application/json")
 SSE = (b"content-type", b"text/event-stream; charset=utf-8")
 NO_CACHE = (b"cache-control", b"no-cache")
 INTERNAL: ErrorDetail = {
@@ -53,98 +51,6 @@ class Bridge:
 
     settings: Settings
     upstream: Upstream
-
-
-class ClientGone(Exception):
-    """The client hung up while we were reading its request."""
-
-
-class Client:
-    """The ASGI side of one request: its body, its disconnect, and the response sent."""
-
-    def __init__(self, receive: Receive, send: Send) -> None:
-        self._receive, self._send = receive, send
-        self._body_read = anyio.Event()
-        self.started = time.perf_counter()
-        self.status: int | None = None
-        self.first_byte: float | None = None
-        self.disconnected = False
-        self.complete = False
-
-    async def body_chunks(self, limit: int) -> AsyncIterator[bytes]:
-        size = 0
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                self.disconnected = True
-                raise ClientGone
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise RequestTooLarge(f"request body is larger than the limit of {limit} bytes")
-            yield chunk
-            if not message.get("more_body", False):
-                self._body_read.set()
-                return
-
-    async def read_body(self, limit: int) -> bytes:
-        return b"".join([chunk async for chunk in self.body_chunks(limit)])
-
-    async def until_disconnect(self, work: Callable[[], Awaitable[None]]) -> None:
-        """Run `work`, cancelling it if the client hangs up once its body is read."""
-        try:
-            await self._run_watched(work)
-        except BaseExceptionGroup as group:  # anyio wraps even the one error work raised
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
-
-    async def _run_watched(self, work: Callable[[], Awaitable[None]]) -> None:
-        async with anyio.create_task_group() as group:
-
-            async def watch() -> None:
-                await self._body_read.wait()
-                message: Message = {"type": ""}
-                while message["type"] != "http.disconnect":
-                    message = await self._receive()
-                if not self.complete:  # the server also says so once a response is done
-                    self.disconnected = True
-                    group.cancel_scope.cancel()
-
-            group.start_soon(watch, name="watch for client disconnect")
-            await work()
-            group.cancel_scope.cancel()
-
-    async def start(self, status: int, headers: RawHeaders) -> None:
-        self.status = status
-        await self._send({"type": "http.response.start", "status": status, "headers": headers})
-
-    async def write(self, data: bytes, *, more: bool = True) -> None:
-        if self.first_byte is None and data:
-            self.first_byte = time.perf_counter()
-        await self._send({"type": "http.response.body", "body": data, "more_body": more})
-        self.complete = not more
-
-    async def respond(self, status: int, headers: RawHeaders, body: bytes) -> None:
-        await self.start(status, [*headers, (b"content-length", str(len(body)).encode())])
-        await self.write(body, more=False)
-
-    async def error(self, exc: BridgeError) -> None:
-        headers = [JSON] if exc.retryable else [JSON, (b"x-should-retry", b"false")]
-        await self.respond(exc.status, headers, dumps(error_envelope(exc.error_type, exc.message)))
-
-    def timings(self) -> dict[str, float | None]:
-        first = self.first_byte
-        return {
-            "ttfb_ms": None if first is None else round((first - self.started) * 1000, 2),
-            "duration_ms": round((time.perf_counter() - self.started) * 1000, 2),
-        }
-
-
-async def closing(response: httpx.Response) -> None:
-    """Close an upstream response even while our task is being cancelled."""
-    with anyio.CancelScope(shield=True):
-        await response.aclose()
 
 
 class CompleteEndpoint:

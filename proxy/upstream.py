@@ -4,6 +4,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any
 
 import aiohttp
+import anyio
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
@@ -82,6 +83,12 @@ async def chunks(response: httpx.Response, *, raw: bool = False) -> AsyncIterato
             yield chunk
     except httpx.HTTPError as exc:
         raise upstream_error(exc) from None
+
+
+async def closing(response: httpx.Response) -> None:
+    """Close an upstream response even while our task is being cancelled."""
+    with anyio.CancelScope(shield=True):
+        await response.aclose()
 
 
 class Upstream:
