@@ -61,7 +61,6 @@ class CompleteEndpoint:
         self.log = structlog.get_logger("complete-bridge")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        structlog.contextvars.clear_contextvars()
         client = Client(receive, send)
         headers = Headers(scope=scope)
         version = headers.get("anthropic-version")
@@ -243,7 +242,6 @@ class PassthroughEndpoint:
         self.log = structlog.get_logger("complete-bridge")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        structlog.contextvars.clear_contextvars()
         client = Client(receive, send)
         path = scope.get("raw_path") or scope["path"].encode()
         target = path.decode("latin-1")
