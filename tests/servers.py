@@ -3,8 +3,15 @@
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
+import httpx
 import uvicorn
 
 
@@ -23,6 +30,60 @@ async def serving(app) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class BridgeProcess:
+    process: asyncio.subprocess.Process
+    url: str
+    log_path: Path
+
+    def log(self) -> list[dict]:
+        """The JSON log lines the bridge wrote so far."""
+        lines = self.log_path.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+@contextlib.asynccontextmanager
+async def bridge_process(
+    upstream_url: str,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    args: tuple[str, ...] = (),
+) -> AsyncIterator[BridgeProcess]:
+    """A real `complete-bridge serve` process on a free loopback port, ready when yielded
+    and killed after (if the test has not stopped it). `env` adds BRIDGE_* settings;
+    stdout and stderr go to `log_path`."""
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+    environ.update({"BRIDGE_LOG_FORMAT": "json", **(env or {})})
+    command = [sys.executable, "-m", "proxy", "serve", "--upstream-url", upstream_url, *args]
+    with log_path.open("w") as log:
+        process = await asyncio.create_subprocess_exec(
+            *command, "--port", str(port), stdout=log, stderr=subprocess.STDOUT, env=environ
+        )
+    bridge = BridgeProcess(process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        async with asyncio.timeout(15), httpx.AsyncClient() as client:
+            while True:
+                if process.returncode is not None:
+                    raise RuntimeError(f"the bridge exited; see {log_path}")
+                try:
+                    if (await client.get(bridge.url + "/readyz")).status_code == 200:
+                        break
+                except httpx.ConnectError:
+                    await asyncio.sleep(0.05)
+        yield bridge
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 def event(kind, **data):

@@ -4,11 +4,7 @@ refuses new connections, and stops by the deadline."""
 import asyncio
 import contextlib
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
@@ -17,34 +13,9 @@ import pytest
 from proxy.app import create_app
 from proxy.config import Settings
 from tests.factories import legacy_body
-from tests.servers import GatedUpstream, serving
+from tests.servers import GatedUpstream, bridge_process, serving
 
 V2 = {"anthropic-version": "2023-06-01"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def start_bridge(upstream_url: str, drain_timeout: int, log_path):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
-    env["BRIDGE_DRAIN_TIMEOUT"] = str(drain_timeout)
-    command = [sys.executable, "-m", "proxy", "serve", "--upstream-url", upstream_url]
-    with log_path.open("w") as log:
-        process = await asyncio.create_subprocess_exec(
-            *command, "--port", str(port), stdout=log, stderr=subprocess.STDOUT, env=env
-        )
-    url = f"http://127.0.0.1:{port}"
-    async with asyncio.timeout(15), httpx.AsyncClient() as client:
-        while True:
-            try:
-                if (await client.get(url + "/readyz")).status_code == 200:
-                    return process, url
-            except httpx.ConnectError:
-                await asyncio.sleep(0.05)
 
 
 async def open_stream(client: httpx.AsyncClient, stack):
@@ -63,7 +34,10 @@ async def test_sigterm_lets_open_streams_finish_and_refuses_new_connections(tmp_
     refused; the process exits 0 once they are done, well before the deadline."""
     upstream = GatedUpstream()
     async with serving(upstream) as upstream_url, contextlib.AsyncExitStack() as stack:
-        process, url = await start_bridge(upstream_url, 20, tmp_path / "bridge.log")
+        bridge = await stack.enter_async_context(
+            bridge_process(upstream_url, tmp_path / "bridge.log", {"BRIDGE_DRAIN_TIMEOUT": "20"})
+        )
+        process, url = bridge.process, bridge.url
         try:
             client = await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=10))
             streams = [await open_stream(client, stack) for _ in range(3)]
@@ -88,14 +62,8 @@ async def test_sigterm_lets_open_streams_finish_and_refuses_new_connections(tmp_
             assert await asyncio.wait_for(process.wait(), 10) == -signal.SIGTERM
             assert time.monotonic() - started < 10
         finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-    log = [
-        json.loads(line)
-        for line in (tmp_path / "bridge.log").read_text().splitlines()
-        if line.startswith("{")
-    ]
+            upstream.gate.set()
+    log = bridge.log()
     events = [line["event"] for line in log]
     assert events[0] == "bridge.starting" and events[-1] == "bridge.stopped"
     assert "bridge.draining" in events
@@ -106,7 +74,10 @@ async def test_streams_still_open_at_the_deadline_are_cut(tmp_path):
     """A stream that outlives drain_timeout is cut and the process still stops on time."""
     upstream = GatedUpstream()
     async with serving(upstream) as upstream_url, contextlib.AsyncExitStack() as stack:
-        process, url = await start_bridge(upstream_url, 1, tmp_path / "bridge.log")
+        bridge = await stack.enter_async_context(
+            bridge_process(upstream_url, tmp_path / "bridge.log", {"BRIDGE_DRAIN_TIMEOUT": "1"})
+        )
+        process, url = bridge.process, bridge.url
         try:
             client = await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=10))
             _, lines = await open_stream(client, stack)
@@ -119,9 +90,6 @@ async def test_streams_still_open_at_the_deadline_are_cut(tmp_path):
             assert time.monotonic() - started < 5
         finally:
             upstream.gate.set()
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
 
 
 async def test_readyz_fails_while_draining():
