@@ -25,7 +25,11 @@ class Settings:
     port: int = 8080
     max_body_bytes: int = 32 * 1024 * 1024
     connect_timeout: float = 10.0
-    read_timeout: float = 600.0
+    first_byte_timeout: float = 600.0
+    idle_timeout: float = 300.0
+    retries: int = 0
+    retry_budget: float = 0.1
+    retry_max_wait: float = 10.0
     max_connections: int = 1000
     drain_timeout: int = 30
     echo_model: bool = True
@@ -65,6 +69,16 @@ def _seconds(value: Any) -> float:
     return number
 
 
+def _fraction(value: Any) -> float:
+    """a number from 0 to 1"""
+    if isinstance(value, bool):
+        raise ValueError
+    number = float(value)
+    if not 0 <= number <= 1:
+        raise ValueError
+    return number
+
+
 def _bool(value: Any) -> bool:
     """true or false"""
     if isinstance(value, bool):
@@ -93,7 +107,11 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "port": _int(1, 65535),
     "max_body_bytes": _int(1024, 2**40),
     "connect_timeout": _seconds,
-    "read_timeout": _seconds,
+    "first_byte_timeout": _seconds,
+    "idle_timeout": _seconds,
+    "retries": _int(0, 10),
+    "retry_budget": _fraction,
+    "retry_max_wait": _seconds,
     "max_connections": _int(1, 100_000),
     "drain_timeout": _int(1, 3600),
     "echo_model": _bool,

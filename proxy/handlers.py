@@ -28,10 +28,8 @@ from proxy.translate.stream import CompletionStream
 from proxy.upstream import (
     RawHeaders,
     Upstream,
-    chunks,
     closing,
     passthrough_headers,
-    read_all,
     relayed_headers,
     translated_headers,
 )
@@ -113,7 +111,7 @@ class CompleteEndpoint:
             facts["request_id"] = response.headers.get("request-id")
             relayed = relayed_headers(response)
             if response.status_code != 200:
-                await _relay_error(client, response, relayed)
+                await _relay_error(client, self.bridge.upstream, response, relayed)
             elif translation.stream:
                 await self._stream(client, response, relayed, translation, facts)
             else:
@@ -135,7 +133,7 @@ class CompleteEndpoint:
         facts: dict[str, Any],
     ) -> None:
         try:
-            message = orjson.loads(await read_all(response))
+            message = orjson.loads(await self.bridge.upstream.read_all(response))
             usage = message.get("usage") or {}
             body = message_to_completion(
                 message,
@@ -179,7 +177,7 @@ class CompleteEndpoint:
         )
         await client.start(200, [SSE, NO_CACHE, *relayed])
         try:
-            async for chunk in chunks(response):
+            async for chunk in self.bridge.upstream.chunks(response):
                 out = stream.feed(chunk)
                 if out:
                     await client.write(out)
@@ -206,9 +204,11 @@ class CompleteEndpoint:
         await client.write(b"", more=False)
 
 
-async def _relay_error(client: Client, response: httpx.Response, relayed: RawHeaders) -> None:
+async def _relay_error(
+    client: Client, upstream: Upstream, response: httpx.Response, relayed: RawHeaders
+) -> None:
     """An upstream error before the first byte: same status, envelope and retry headers."""
-    body = await read_all(response)
+    body = await upstream.read_all(response)
     try:
         envelope = orjson.loads(body)
         usable = envelope.get("type") == "error" and isinstance(envelope.get("error"), dict)
@@ -259,7 +259,7 @@ class PassthroughEndpoint:
             response = await self.bridge.upstream.send(scope["method"], target, forwarded, content)
             try:
                 await client.start(response.status_code, passthrough_headers(response.headers.raw))
-                async for chunk in chunks(response, raw=True):
+                async for chunk in self.bridge.upstream.chunks(response, raw=True):
                     await client.write(chunk)
                 await client.write(b"", more=False)
             except BridgeError as exc:

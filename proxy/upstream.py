@@ -1,15 +1,19 @@
 """The one upstream HTTP client, the headers that may cross it, and its errors as ours."""
 
+import asyncio
+import random
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any
 
 import aiohttp
 import anyio
 import httpx
+import structlog
 from httpx_aiohttp import AiohttpTransport
 
 from proxy.config import DEMO_UPSTREAM, Settings
-from proxy.errors import BridgeError, UpstreamTimeout, UpstreamUnreachable
+from proxy.errors import BadUpstreamResponse, BridgeError, UpstreamTimeout, UpstreamUnreachable
+from proxy.retry import RetryBudget, backoff, retry_after, should_retry_status
 
 MESSAGES_VERSION = "2023-06-01"
 
@@ -65,26 +69,6 @@ def upstream_error(exc: httpx.HTTPError) -> BridgeError:
     return UpstreamUnreachable("upstream connection lost")
 
 
-async def read_all(response: httpx.Response) -> bytes:
-    """The whole upstream body, decoded."""
-    try:
-        return await response.aread()
-    except httpx.HTTPError as exc:
-        raise upstream_error(exc) from None
-
-
-async def chunks(response: httpx.Response, *, raw: bool = False) -> AsyncIterator[bytes]:
-    """The upstream body as it arrives: decoded, or `raw` (still content-encoded)."""
-    try:
-        if response.is_stream_consumed:  # in-memory transports hand it over read already
-            yield response.content
-            return
-        async for chunk in response.aiter_raw() if raw else response.aiter_bytes():
-            yield chunk
-    except httpx.HTTPError as exc:
-        raise upstream_error(exc) from None
-
-
 async def closing(response: httpx.Response) -> None:
     """Close an upstream response even while our task is being cancelled."""
     with anyio.CancelScope(shield=True):
@@ -92,7 +76,7 @@ async def closing(response: httpx.Response) -> None:
 
 
 class Upstream:
-    """The one upstream transport, with explicit timeouts and limits.
+    """The one upstream transport, with explicit timeouts, limits and retries.
 
     Requests go straight to the transport: httpx's client layer would add per-request
     work (URL merging, auth and redirect hooks) and a cookie jar, and a proxy must not
@@ -114,11 +98,20 @@ class Upstream:
             )
             transport = AiohttpTransport(limits=limits)
         self.url = base_url
+        self.settings = settings
         self._transport = transport
-        self._timeout = httpx.Timeout(
-            settings.read_timeout, connect=settings.connect_timeout
-        ).as_dict()
+        # The transport only times the connection (and the wait for a pooled one); the
+        # first byte and the gaps between bytes are timed here, each on its own clock.
+        self._timeout = {
+            "connect": settings.connect_timeout,
+            "pool": settings.connect_timeout + settings.first_byte_timeout,
+            "read": None,
+            "write": None,
+        }
         self._messages_url = httpx.URL(base_url + "/v1/messages")
+        self._budget = RetryBudget(settings.retry_budget)
+        self._random = random.Random()  # noqa: S311 (jitter, not secrets)
+        self._log = structlog.get_logger("complete-bridge")
 
     async def send(
         self,
@@ -128,17 +121,92 @@ class Upstream:
         content: bytes | AsyncIterable[bytes],
     ) -> httpx.Response:
         """Send and return once the status and headers are in; the caller closes it.
-        `target` is the path and query, as the client sent them."""
+        `target` is the path and query, as the client sent them. A body held in memory
+        may be sent again (see proxy/retry.py); a streamed one is sent once."""
         url = self._messages_url if target == "/v1/messages" else httpx.URL(self.url + target)
-        request = httpx.Request(
-            method, url, headers=headers, content=content, extensions={"timeout": self._timeout}
-        )
+        self._budget.deposit()
+        attempt = 0
+        while True:
+            request = httpx.Request(
+                method, url, headers=headers, content=content, extensions={"timeout": self._timeout}
+            )
+            failure: BridgeError | None = None
+            try:
+                response = await self._send_once(request)
+            except UpstreamUnreachable as exc:
+                failure, delay = exc, self._delay(attempt, content, None)
+                if delay is None:
+                    raise
+            else:
+                if not should_retry_status(response.status_code, response.headers):
+                    return response
+                delay = self._delay(attempt, content, response.headers)
+                if delay is None:
+                    return response
+                await closing(response)
+            self._log.warning(
+                "upstream.retry",
+                attempt=attempt + 1,
+                after_status=None if failure else response.status_code,
+                after_error=failure.message if failure else None,
+                delay_s=round(delay, 3),
+            )
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    def _delay(self, attempt: int, content: object, headers: httpx.Headers | None) -> float | None:
+        """Seconds to wait before retrying, or None: no retry."""
+        settings = self.settings
+        if attempt >= settings.retries or not isinstance(content, bytes):
+            return None
+        wish = None if headers is None else retry_after(headers)
+        delay = backoff(attempt, self._random.random()) if wish is None else wish
+        if delay > settings.retry_max_wait or not self._budget.withdraw():
+            return None
+        return delay
+
+    async def _send_once(self, request: httpx.Request) -> httpx.Response:
         try:
-            response = await self._transport.handle_async_request(request)
+            async with asyncio.timeout(self.settings.first_byte_timeout):
+                response = await self._transport.handle_async_request(request)
+        except TimeoutError:
+            raise UpstreamTimeout("upstream did not answer in time") from None
         except httpx.HTTPError as exc:
             raise upstream_error(exc) from None
         response.request = request
         return response
+
+    async def chunks(self, response: httpx.Response, *, raw: bool = False) -> AsyncIterator[bytes]:
+        """The upstream body as it arrives: decoded, or `raw` (still content-encoded).
+        A gap of more than idle_timeout between chunks is an UpstreamTimeout; the time
+        the caller takes between chunks does not count."""
+        if response.is_stream_consumed:  # in-memory transports hand it over read already
+            yield response.content
+            return
+        body = (response.aiter_raw() if raw else response.aiter_bytes()).__aiter__()
+        idle = self.settings.idle_timeout
+        while True:
+            try:
+                async with asyncio.timeout(idle):
+                    chunk = await anext(body)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise UpstreamTimeout(f"upstream sent nothing for {idle:g} s") from None
+            except httpx.HTTPError as exc:
+                raise upstream_error(exc) from None
+            yield chunk
+
+    async def read_all(self, response: httpx.Response) -> bytes:
+        """The whole upstream body, decoded; at most max_body_bytes of it."""
+        limit = self.settings.max_body_bytes
+        parts, size = [], 0
+        async for chunk in self.chunks(response):
+            size += len(chunk)
+            if size > limit:
+                raise BadUpstreamResponse(f"upstream response is larger than {limit} bytes")
+            parts.append(chunk)
+        return b"".join(parts)
 
     async def aclose(self) -> None:
         await self._transport.aclose()

@@ -92,10 +92,10 @@ def test_precedence_when_all_are_valid(tmp_path):
     from proxy.cli import load_settings
 
     config = tmp_path / "c.toml"
-    config.write_text("port = 1111\nhost = '10.0.0.1'\nread_timeout = 5\n")
+    config.write_text("port = 1111\nhost = '10.0.0.1'\nfirst_byte_timeout = 5\n")
     args = argparse.Namespace(config=str(config), upstream_url=None, host=None, port="3333")
     s = load_settings(args, {"BRIDGE_PORT": "2222", "BRIDGE_HOST": "0.0.0.0"})
-    assert (s.port, s.host, s.read_timeout, s.upstream_url) == (
+    assert (s.port, s.host, s.first_byte_timeout, s.upstream_url) == (
         3333,
         "0.0.0.0",
         5.0,

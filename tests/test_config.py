@@ -7,7 +7,7 @@ def test_defaults():
     """Out of the box: the real API, loopback, port 8080, minutes-long read timeout."""
     s = Settings()
     assert (s.upstream_url, s.host, s.port) == ("https://api.anthropic.com", "127.0.0.1", 8080)
-    assert s.read_timeout >= 300
+    assert s.first_byte_timeout >= 300
     assert s.echo_model and not s.log_text
 
 
@@ -17,11 +17,11 @@ def test_environment_values_are_parsed():
         "BRIDGE_UPSTREAM_URL": "http://127.0.0.1:9/",
         "BRIDGE_PORT": "9000",
         "BRIDGE_LOG_TEXT": "yes",
-        "BRIDGE_READ_TIMEOUT": "12.5",
+        "BRIDGE_FIRST_BYTE_TIMEOUT": "12.5",
         "UNRELATED": "x",
     }
     s = from_environ(Settings(), env)
-    assert (s.upstream_url, s.port, s.log_text, s.read_timeout) == (
+    assert (s.upstream_url, s.port, s.log_text, s.first_byte_timeout) == (
         "http://127.0.0.1:9",
         9000,
         True,
@@ -35,7 +35,11 @@ def test_environment_values_are_parsed():
         ("port", "abc", "BRIDGE_PORT: expected an integer from 1 to 65535, got 'abc'"),
         ("port", "0", "BRIDGE_PORT: expected an integer from 1 to 65535, got '0'"),
         ("upstream_url", "ftp://x", "BRIDGE_UPSTREAM_URL: expected an http:// or https:// URL"),
-        ("read_timeout", "-1", "BRIDGE_READ_TIMEOUT: expected a number of seconds above 0"),
+        (
+            "first_byte_timeout",
+            "-1",
+            "BRIDGE_FIRST_BYTE_TIMEOUT: expected a number of seconds above 0",
+        ),
         ("log_text", "maybe", "BRIDGE_LOG_TEXT: expected true or false, got 'maybe'"),
         ("log_format", "xml", "BRIDGE_LOG_FORMAT: expected auto, json or console"),
         ("host", " ", "BRIDGE_HOST: expected a host name or address"),

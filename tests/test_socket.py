@@ -130,13 +130,33 @@ async def test_upstream_silent_before_headers_is_a_504():
     upstream = GatedUpstream(hold_headers=True)
     async with (
         serving(upstream) as upstream_url,
-        await bridge_for(upstream_url, read_timeout=0.3) as bridge,
+        await bridge_for(upstream_url, first_byte_timeout=0.3, idle_timeout=0.3) as bridge,
         httpx.AsyncClient(base_url=bridge, timeout=10) as client,
     ):
         response = await client.post("/v1/complete", json=legacy_body())
         upstream.gate.set()
     assert response.status_code == 504
     assert response.json()["error"]["type"] == "timeout_error"
+
+
+async def test_the_first_byte_may_take_longer_than_the_idle_timeout():
+    """A slow first byte is timed by first_byte_timeout alone: an idle_timeout shorter
+    than the wait for headers does not cut the call."""
+    upstream = GatedUpstream(hold_headers=True)
+    async with (
+        serving(upstream) as upstream_url,
+        await bridge_for(upstream_url, first_byte_timeout=10, idle_timeout=0.2) as bridge,
+        httpx.AsyncClient(base_url=bridge, timeout=10) as client,
+    ):
+        body = legacy_body(stream=True)
+        pending = asyncio.create_task(client.post("/v1/complete", json=body))
+        await upstream.called.wait()
+        await asyncio.sleep(0.6)  # three idle timeouts long
+        upstream.gate.set()
+        response = await pending
+    assert response.status_code == 200
+    assert '"completion":" first second","stop_reason":"stop_sequence"' in response.text
+    assert response.text.endswith("data: [DONE]\n\n")
 
 
 @pytest.mark.parametrize("version", ["2023-06-01", None])
@@ -147,13 +167,13 @@ async def test_upstream_stalling_mid_stream_ends_with_a_timeout_error(version):
     headers = {"anthropic-version": version} if version else {}
     async with (
         serving(upstream) as upstream_url,
-        await bridge_for(upstream_url, read_timeout=0.3) as bridge,
+        await bridge_for(upstream_url, first_byte_timeout=0.3, idle_timeout=0.3) as bridge,
         httpx.AsyncClient(base_url=bridge, timeout=10) as client,
     ):
         response = await client.post("/v1/complete", json=legacy_body(stream=True), headers=headers)
         upstream.gate.set()
     assert '"completion":" first"' in response.text
-    assert '"type":"timeout_error","message":"upstream did not answer in time"' in response.text
+    assert '"type":"timeout_error","message":"upstream sent nothing for 0.3 s"' in response.text
     assert response.text.endswith("data: [DONE]\n\n") is (version is None)
 
 
