@@ -1,6 +1,6 @@
 """create_app: the one place the bridge is assembled. No module-level state."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
+from proxy.access import Access
 from proxy.config import Settings
 from proxy.handlers import Bridge, CompleteEndpoint, PassthroughEndpoint
 from proxy.upstream import Upstream
@@ -35,10 +36,15 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 def create_app(
-    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Starlette:
-    """The bridge as an ASGI app; `transport` replaces the network (tests, demo)."""
-    bridge = Bridge(settings=settings, upstream=Upstream(settings, transport))
+    """The bridge as an ASGI app; `transport` replaces the network (tests, demo);
+    `environ` is where `env:` secret references are looked up."""
+    access = Access.load(settings, environ or {})
+    bridge = Bridge(settings=settings, upstream=Upstream(settings, transport), access=access)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

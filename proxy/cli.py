@@ -15,6 +15,7 @@ from proxy.errors import InvalidRequest
 from proxy.translate.request import translate_request
 
 PROG = "complete-bridge"
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,16 +75,16 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
     return apply(settings, flags, lambda key: "--" + key.replace("_", "-"))
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, environ: Mapping[str, str]) -> None:
     import structlog
     import uvicorn
 
     from proxy.app import create_app
     from proxy.log import configure_logging
 
+    app = create_app(settings, environ=environ)  # a bad secret reference stops us here
     configure_logging(settings.log_format)
     log = structlog.get_logger(PROG)
-    app = create_app(settings)
 
     class DrainingServer(uvicorn.Server):
         """On SIGTERM/SIGINT: fail readiness, stop accepting, let requests in flight
@@ -112,6 +113,12 @@ def serve(settings: Settings) -> None:
     log.info(
         "bridge.starting", upstream=settings.upstream_url, host=settings.host, port=settings.port
     )
+    if settings.upstream_key and not settings.client_keys and settings.host not in LOOPBACK:
+        log.warning(
+            "bridge.open_upstream_key",
+            hint="the bridge holds the upstream key and admits anyone who can reach "
+            f"{settings.host}; set client_keys, or listen on 127.0.0.1",
+        )
     DrainingServer(config).run()  # re-raises the signal that stopped it, once drained
 
 
@@ -134,10 +141,11 @@ def translate(settings: Settings, text: str) -> str:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    environ = os.environ if environ is None else environ
     try:
-        settings = load_settings(args, os.environ if environ is None else environ)
+        settings = load_settings(args, environ)
         if args.command == "serve":
-            serve(settings)
+            serve(settings, environ)
         else:
             print(translate(settings, sys.stdin.read()))
     except (ConfigError, InvalidRequest) as exc:

@@ -35,6 +35,8 @@ class Settings:
     echo_model: bool = True
     log_text: bool = False
     log_format: str = "auto"
+    client_keys: str = ""
+    upstream_key: str = ""
     models: ModelTable = field(default_factory=ModelTable)
 
 
@@ -79,6 +81,15 @@ def _fraction(value: Any) -> float:
     return number
 
 
+def _reference(value: Any) -> str:
+    """env:NAME or file:PATH (never the key itself), or "" for none"""
+    text = str(value).strip()
+    kind, colon, where = text.partition(":")
+    if text and not (colon and kind in ("env", "file") and where):
+        raise ValueError
+    return text
+
+
 def _bool(value: Any) -> bool:
     """true or false"""
     if isinstance(value, bool):
@@ -117,6 +128,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "echo_model": _bool,
     "log_text": _bool,
     "log_format": _log_format,
+    "client_keys": _reference,
+    "upstream_key": _reference,
 }
 KEYS = tuple(_PARSERS)
 assert set(KEYS) == {f.name for f in fields(Settings)} - {"models"}

@@ -2,6 +2,7 @@
 
     BridgeError
      ├── InvalidRequest        400 invalid_request_error   (bad body, bad prompt, unsupported)
+     ├── Unauthorized          401 authentication_error    (not on the client allow-list)
      ├── RequestTooLarge       413 request_too_large       (body over the configured limit)
      ├── UpstreamUnreachable   502 api_error               (connect failed)
      ├── BadUpstreamResponse   502 api_error               (a 200 the bridge cannot read)
@@ -45,6 +46,11 @@ class BridgeError(Exception):
 class InvalidRequest(BridgeError):
     status = 400
     error_type = "invalid_request_error"
+
+
+class Unauthorized(BridgeError):
+    status = 401
+    error_type = "authentication_error"
 
 
 class RequestTooLarge(BridgeError):

@@ -13,6 +13,7 @@ import structlog
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
+from proxy.access import Access
 from proxy.config import Settings
 from proxy.downstream import JSON, Client, ClientGone
 from proxy.errors import (
@@ -20,6 +21,7 @@ from proxy.errors import (
     BridgeError,
     InvalidRequest,
     RequestTooLarge,
+    Unauthorized,
     error_type_for_status,
 )
 from proxy.translate.request import Translation, translate_request
@@ -49,6 +51,11 @@ class Bridge:
 
     settings: Settings
     upstream: Upstream
+    access: Access
+
+    def admit(self, headers: Headers) -> None:
+        if not self.access.admits(headers.raw):
+            raise Unauthorized("invalid x-api-key")
 
 
 class CompleteEndpoint:
@@ -64,6 +71,7 @@ class CompleteEndpoint:
         version = headers.get("anthropic-version")
         facts: dict[str, Any] = {"format": "v1" if version in (None, "2023-01-01") else "v2"}
         try:
+            self.bridge.admit(headers)
             translation = await self._read(client, headers)
             facts.update(_request_facts(translation))
             await client.until_disconnect(
@@ -103,8 +111,9 @@ class CompleteEndpoint:
     async def _forward(
         self, client: Client, headers: Headers, translation: Translation, facts: dict[str, Any]
     ) -> None:
+        outbound = self.bridge.access.outbound(translated_headers(headers.raw))
         response = await self.bridge.upstream.send(
-            "POST", "/v1/messages", translated_headers(headers.raw), dumps(translation.body)
+            "POST", "/v1/messages", outbound, dumps(translation.body)
         )
         try:
             facts["upstream_status"] = response.status_code
@@ -248,7 +257,7 @@ class PassthroughEndpoint:
         if scope.get("query_string"):
             target += "?" + scope["query_string"].decode("latin-1")
         headers = Headers(scope=scope)
-        forwarded = passthrough_headers(headers.raw)
+        forwarded = self.bridge.access.outbound(passthrough_headers(headers.raw))
         if "accept-encoding" not in headers:  # else httpx asks for gzip the client never did
             forwarded.append((b"accept-encoding", b"identity"))
         limit = self.bridge.settings.max_body_bytes
@@ -272,6 +281,9 @@ class PassthroughEndpoint:
                 await closing(response)
 
         try:
+            self.bridge.admit(headers)
+            if not target.startswith("/"):  # the upstream host is only ever the configured one
+                raise InvalidRequest("the request target must be a path")
             await client.until_disconnect(forward)
         except ClientGone:
             pass

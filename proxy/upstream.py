@@ -21,11 +21,13 @@ RawHeaders = list[tuple[bytes, bytes]]
 
 # What a translated request forwards from the legacy client.
 _FORWARDED = frozenset({b"x-api-key", b"authorization", b"anthropic-beta", b"user-agent"})
-# Never forwarded on a pass-through: hop-by-hop (RFC 9110 7.6.1), and what httpx sets.
-_HOP_BY_HOP = frozenset(
+# Never forwarded on a pass-through: hop-by-hop (RFC 9110 7.6.1) and what the transport
+# sets; and what a client could spoof to the upstream about who is calling.
+_NOT_FORWARDED = frozenset(
     {
         b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization",
         b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade", b"host",
+        b"forwarded", b"via", b"x-real-ip", b"client-ip", b"true-client-ip",
     }
 )  # fmt: skip
 # Response headers a translated answer keeps: SDKs read them for ids and retries.
@@ -44,7 +46,21 @@ def translated_headers(client: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
 
 
 def passthrough_headers(headers: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
-    return [(name, value) for name, value in headers if name.lower() not in _HOP_BY_HOP]
+    """All but hop-by-hop headers (also those `connection` names) and spoofable ones."""
+    headers = list(headers)
+    named = {
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == b"connection"
+        for token in value.split(b",")
+    }
+    return [
+        (name, value)
+        for name, value in headers
+        if (lower := name.lower()) not in _NOT_FORWARDED
+        and lower not in named
+        and not lower.startswith(b"x-forwarded-")
+    ]
 
 
 def relayed_headers(response: httpx.Response) -> RawHeaders:

@@ -148,5 +148,8 @@ def test_serve_runs_a_real_bridge_that_logs_json_without_the_key(tmp_path):
     assert key not in text
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     events = [line["event"] for line in lines]
-    assert events == ["bridge.starting", "complete", "bridge.draining", "bridge.stopped"]
-    assert lines[1]["status"] == 200
+    # the request's line and the drain's may come in either order: the client has its
+    # answer (and sends SIGTERM) before the bridge's request task has quite finished
+    assert events[0] == "bridge.starting" and events[-1] == "bridge.stopped"
+    assert sorted(events[1:-1]) == ["bridge.draining", "complete"]
+    assert next(line for line in lines if line["event"] == "complete")["status"] == 200

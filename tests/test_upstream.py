@@ -73,10 +73,24 @@ def test_translated_headers_forward_only_the_allow_list():
     ]
 
 
-def test_passthrough_drops_hop_by_hop():
-    """Hop-by-hop headers and Host never cross the bridge."""
-    raw = [(b"Connection", b"close"), (b"host", b"x"), (b"TE", b"trailers"), (b"x-a", b"1")]
-    assert passthrough_headers(raw) == [(b"x-a", b"1")]
+def test_passthrough_drops_hop_by_hop_and_spoofable_headers():
+    """Hop-by-hop headers (also those `connection` names), Host, and what a client could
+    claim about who is calling never cross the bridge."""
+    raw = [
+        (b"Connection", b"close, X-Secret-Hop"),
+        (b"x-secret-hop", b"h"),
+        (b"host", b"x"),
+        (b"TE", b"trailers"),
+        (b"Proxy-Authorization", b"Basic eA=="),
+        (b"X-Forwarded-For", b"10.0.0.1"),
+        (b"x-forwarded-host", b"evil.test"),
+        (b"Forwarded", b"for=10.0.0.1"),
+        (b"x-real-ip", b"10.0.0.1"),
+        (b"via", b"1.1 p"),
+        (b"x-a", b"1"),
+        (b"anthropic-beta", b"b"),
+    ]
+    assert passthrough_headers(raw) == [(b"x-a", b"1"), (b"anthropic-beta", b"b")]
 
 
 def test_relayed_headers():
