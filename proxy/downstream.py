@@ -1,10 +1,10 @@
 """The downstream side of one request: the legacy client's body, its hang-up, and the
 response we send it, over raw ASGI."""
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import anyio
 from starlette.types import Message, Receive, Send
 
 from proxy.errors import BridgeError, RequestTooLarge
@@ -23,7 +23,7 @@ class Client:
 
     def __init__(self, receive: Receive, send: Send) -> None:
         self._receive, self._send = receive, send
-        self._body_read = anyio.Event()
+        self._body_read = asyncio.Event()
         self.started = time.perf_counter()
         self.status: int | None = None
         self.first_byte: float | None = None
@@ -50,29 +50,30 @@ class Client:
         return b"".join([chunk async for chunk in self.body_chunks(limit)])
 
     async def until_disconnect(self, work: Callable[[], Awaitable[None]]) -> None:
-        """Run `work`, cancelling it if the client hangs up once its body is read."""
+        """Run `work`; if the client hangs up once its body is read, cancel it and raise
+        ClientGone. (A plain watcher task: an anyio task group costs ~90 µs a request.)"""
+        task = asyncio.current_task()
+        assert task is not None
+        watcher = asyncio.get_running_loop().create_task(
+            self._watch(task), name="watch for client disconnect"
+        )
         try:
-            await self._run_watched(work)
-        except BaseExceptionGroup as group:  # anyio wraps even the one error work raised
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
-
-    async def _run_watched(self, work: Callable[[], Awaitable[None]]) -> None:
-        async with anyio.create_task_group() as group:
-
-            async def watch() -> None:
-                await self._body_read.wait()
-                message: Message = {"type": ""}
-                while message["type"] != "http.disconnect":
-                    message = await self._receive()
-                if not self.complete:  # the server also says so once a response is done
-                    self.disconnected = True
-                    group.cancel_scope.cancel()
-
-            group.start_soon(watch, name="watch for client disconnect")
             await work()
-            group.cancel_scope.cancel()
+        except asyncio.CancelledError:
+            if self.disconnected and task.uncancel() == 0:  # our cancel, and no one else's
+                raise ClientGone from None
+            raise
+        finally:
+            watcher.cancel()  # it holds nothing: cancelled, it just ends
+
+    async def _watch(self, task: asyncio.Task[object]) -> None:
+        await self._body_read.wait()
+        message: Message = {"type": ""}
+        while message["type"] != "http.disconnect":
+            message = await self._receive()
+        if not self.complete:  # the server also says so once a response is done
+            self.disconnected = True
+            task.cancel()
 
     async def start(self, status: int, headers: RawHeaders) -> None:
         self.status = status

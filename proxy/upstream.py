@@ -6,7 +6,6 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any
 
 import aiohttp
-import anyio
 import httpx
 import structlog
 from httpx_aiohttp import AiohttpTransport
@@ -86,9 +85,9 @@ def upstream_error(exc: httpx.HTTPError) -> BridgeError:
 
 
 async def closing(response: httpx.Response) -> None:
-    """Close an upstream response even while our task is being cancelled."""
-    with anyio.CancelScope(shield=True):
-        await response.aclose()
+    """Close an upstream response. The aiohttp transport releases (or, unread, closes)
+    the connection before its first await, so a cancellation cannot keep it open."""
+    await response.aclose()
 
 
 class Upstream:
