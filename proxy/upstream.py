@@ -108,10 +108,16 @@ class Upstream:
         if transport is None:
             # httpcore's pool costs CPU per request that grows with pooled connections;
             # aiohttp's stays flat (see README, Performance). httpx's API stays ours.
-            limits = httpx.Limits(
-                max_connections=settings.max_connections, max_keepalive_connections=100
-            )
-            transport = AiohttpTransport(limits=limits)
+            def session() -> aiohttp.ClientSession:  # made once, inside the running loop
+                connector = aiohttp.TCPConnector(
+                    limit=settings.max_connections, ssl=httpx.create_ssl_context()
+                )
+                # No cookie jar: a proxy must not carry one caller's cookies to the next.
+                return aiohttp.ClientSession(
+                    connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+                )
+
+            transport = AiohttpTransport(client=session)
         self.url = base_url
         self.settings = settings
         self._transport = transport

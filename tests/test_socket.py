@@ -192,3 +192,25 @@ async def test_completed_streams_are_not_logged_as_disconnects(stack):
                 assert response.status_code == 200
     lines = [entry for entry in logs if entry["event"] == "complete"]
     assert [line["client_disconnected"] for line in lines] == [False, False]
+
+
+async def test_no_cookie_jar_between_callers_on_the_real_transport():
+    """Regression: aiohttp's session kept a cookie jar (for host names, not addresses),
+    so a cookie the upstream set for one caller went upstream with the next caller's."""
+    seen = []
+
+    async def upstream(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        seen.append(dict(scope["headers"]).get(b"cookie"))
+        headers = [(b"set-cookie", b"session=abc; Path=/"), (b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async with serving(upstream) as upstream_url:
+        by_name = upstream_url.replace("127.0.0.1", "localhost")
+        async with await bridge_for(by_name) as bridge:
+            for key in ("caller-one", "caller-two"):
+                async with httpx.AsyncClient(base_url=bridge) as client:
+                    await client.get("/v1/models", headers={"x-api-key": key})
+    assert seen == [None, None]
