@@ -12,7 +12,7 @@ from typing import Any
 from servers import ROOT
 
 PACKAGES = (
-    "httpx", "httpx-aiohttp", "uvicorn", "starlette", "structlog", "orjson", "aiohttp", "uvloop",
+    "httpx", "uvicorn", "starlette", "structlog", "orjson", "aiohttp", "uvloop",
     "httptools",
 )  # fmt: skip
 

@@ -7,7 +7,6 @@ which closes the upstream request at once (nobody pays for tokens no one will re
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 import structlog
 from starlette.datastructures import Headers
@@ -28,6 +27,7 @@ from proxy.translate.request import Translation, translate_request
 from proxy.translate.response import dumps, error_envelope, message_to_completion
 from proxy.translate.stream import CompletionStream
 from proxy.upstream import (
+    Answer,
     RawHeaders,
     Upstream,
     closing,
@@ -118,7 +118,7 @@ class CompleteEndpoint:
         try:
             facts["upstream_status"] = response.status_code
             facts["request_id"] = response.headers.get("request-id")
-            relayed = relayed_headers(response)
+            relayed = relayed_headers(response.raw_headers)
             if response.status_code != 200:
                 await _relay_error(client, self.bridge.upstream, response, relayed)
             elif translation.stream:
@@ -136,7 +136,7 @@ class CompleteEndpoint:
     async def _whole(
         self,
         client: Client,
-        response: httpx.Response,
+        response: Answer,
         relayed: RawHeaders,
         translation: Translation,
         facts: dict[str, Any],
@@ -172,7 +172,7 @@ class CompleteEndpoint:
     async def _stream(
         self,
         client: Client,
-        response: httpx.Response,
+        response: Answer,
         relayed: RawHeaders,
         translation: Translation,
         facts: dict[str, Any],
@@ -214,7 +214,7 @@ class CompleteEndpoint:
 
 
 async def _relay_error(
-    client: Client, upstream: Upstream, response: httpx.Response, relayed: RawHeaders
+    client: Client, upstream: Upstream, response: Answer, relayed: RawHeaders
 ) -> None:
     """An upstream error before the first byte: same status, envelope and retry headers."""
     body = await upstream.read_all(response)
@@ -258,17 +258,17 @@ class PassthroughEndpoint:
             target += "?" + scope["query_string"].decode("latin-1")
         headers = Headers(scope=scope)
         forwarded = self.bridge.access.outbound(passthrough_headers(headers.raw))
-        if "accept-encoding" not in headers:  # else httpx asks for gzip the client never did
-            forwarded.append((b"accept-encoding", b"identity"))
         limit = self.bridge.settings.max_body_bytes
         streamed = "content-length" in headers or "transfer-encoding" in headers
 
         async def forward() -> None:
             content = client.body_chunks(limit) if streamed else await client.read_body(limit)
-            response = await self.bridge.upstream.send(scope["method"], target, forwarded, content)
+            response = await self.bridge.upstream.send(
+                scope["method"], target, forwarded, content, raw=True
+            )
             try:
-                await client.start(response.status_code, passthrough_headers(response.headers.raw))
-                async for chunk in self.bridge.upstream.chunks(response, raw=True):
+                await client.start(response.status_code, passthrough_headers(response.raw_headers))
+                async for chunk in self.bridge.upstream.chunks(response):
                     await client.write(chunk)
                 await client.write(b"", more=False)
             except BridgeError as exc:

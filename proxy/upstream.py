@@ -1,14 +1,17 @@
-"""The one upstream HTTP client, the headers that may cross it, and its errors as ours."""
+"""The one upstream HTTP client, the headers that may cross it, and its errors as ours.
+
+On the network the client is aiohttp, used directly: per request it costs a fraction of
+httpx's (see README, Performance). An httpx transport can stand in for the network
+(tests use httpx.MockTransport; `demo:` has its own), behind the same `Answer`.
+"""
 
 import asyncio
 import random
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 
 import aiohttp
 import httpx
 import structlog
-from httpx_aiohttp import AiohttpTransport
 
 from proxy.config import DEMO_UPSTREAM, Settings
 from proxy.errors import BadUpstreamResponse, BridgeError, UpstreamTimeout, UpstreamUnreachable
@@ -62,40 +65,87 @@ def passthrough_headers(headers: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
     ]
 
 
-def relayed_headers(response: httpx.Response) -> RawHeaders:
+def relayed_headers(headers: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
     """The upstream response headers a legacy client gets back."""
     return [
         (name, value)
-        for name, value in response.headers.raw
+        for name, value in headers
         if name.lower() in _RELAYED or name.lower().startswith(_RELAYED_PREFIX)
     ]
 
 
-def upstream_error(exc: httpx.HTTPError) -> BridgeError:
-    """An upstream failure as ours. The aiohttp transport maps aiohttp's errors loosely
-    (a dropped connection arrives as ConnectTimeout), so its original error decides."""
-    cause = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
-    if isinstance(cause, aiohttp.ConnectionTimeoutError | httpx.ConnectTimeout):
+def upstream_error(exc: Exception) -> BridgeError:
+    """An upstream failure (aiohttp's, or an httpx transport's) as ours."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError | httpx.ConnectTimeout):
         return UpstreamUnreachable("upstream unreachable: connection timed out")
-    if isinstance(cause, aiohttp.ServerTimeoutError | httpx.TimeoutException):
+    if isinstance(exc, aiohttp.ServerTimeoutError | httpx.TimeoutException):
         return UpstreamTimeout("upstream did not answer in time")
-    if isinstance(cause, aiohttp.ClientConnectorError | httpx.ConnectError):
+    if isinstance(exc, aiohttp.ClientConnectorError | httpx.ConnectError):
         return UpstreamUnreachable("upstream unreachable: could not connect")
     return UpstreamUnreachable("upstream connection lost")
 
 
-async def closing(response: httpx.Response) -> None:
-    """Close an upstream response. The aiohttp transport releases (or, unread, closes)
-    the connection before its first await, so a cancellation cannot keep it open."""
-    await response.aclose()
+UPSTREAM_ERRORS = (aiohttp.ClientError, httpx.HTTPError)
+
+
+class Answer:
+    """The upstream's answer once its status and headers are in; the body follows, read
+    through Upstream.chunks. Whoever sent the request closes it with `closing`."""
+
+    __slots__ = ("body", "close", "headers", "raw_headers", "status_code")
+
+    def __init__(
+        self,
+        status_code: int,
+        headers: Mapping[str, str],
+        raw_headers: RawHeaders,
+        body: AsyncIterator[bytes],
+        close: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.status_code = status_code
+        self.headers = headers  # case-insensitive
+        self.raw_headers = raw_headers
+        self.body = body
+        self.close = close
+
+
+def _from_aiohttp(response: aiohttp.ClientResponse) -> Answer:
+    async def close() -> None:
+        # Both are synchronous: a cancellation cannot leave the connection open.
+        if response.content.is_eof():
+            response.release()  # read whole: the connection goes back to the pool
+        else:
+            response.close()  # cut short: the upstream sees the connection close
+
+    return Answer(
+        response.status,
+        response.headers,
+        list(response.raw_headers),
+        response.content.iter_any(),
+        close,
+    )
+
+
+def _from_httpx(response: httpx.Response, *, raw: bool) -> Answer:
+    async def body() -> AsyncIterator[bytes]:
+        if response.is_stream_consumed:  # in-memory transports hand it over read already
+            yield response.content
+            return
+        async for chunk in response.aiter_raw() if raw else response.aiter_bytes():
+            yield chunk
+
+    return Answer(
+        response.status_code, response.headers, response.headers.raw, body(), response.aclose
+    )
+
+
+async def closing(answer: Answer) -> None:
+    """Close an upstream answer, read or not."""
+    await answer.close()
 
 
 class Upstream:
-    """The one upstream transport, with explicit timeouts, limits and retries.
-
-    Requests go straight to the transport: httpx's client layer would add per-request
-    work (URL merging, auth and redirect hooks) and a cookie jar, and a proxy must not
-    carry one caller's cookies to the next."""
+    """The one upstream client, with explicit timeouts, limits and retries."""
 
     def __init__(
         self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
@@ -105,77 +155,86 @@ class Upstream:
             from proxy.demo import DemoTransport
 
             base_url, transport = "http://demo.invalid", transport or DemoTransport()
-        if transport is None:
-            # httpcore's pool costs CPU per request that grows with pooled connections;
-            # aiohttp's stays flat (see README, Performance). httpx's API stays ours.
-            def session() -> aiohttp.ClientSession:  # made once, inside the running loop
-                connector = aiohttp.TCPConnector(
-                    limit=settings.max_connections, ssl=httpx.create_ssl_context()
-                )
-                # No cookie jar: a proxy must not carry one caller's cookies to the next.
-                return aiohttp.ClientSession(
-                    connector=connector, cookie_jar=aiohttp.DummyCookieJar()
-                )
-
-            transport = AiohttpTransport(client=session)
         self.url = base_url
         self.settings = settings
         self._transport = transport
-        # The transport only times the connection (and the wait for a pooled one); the
-        # first byte and the gaps between bytes are timed here, each on its own clock.
-        self._timeout = {
+        self._session: aiohttp.ClientSession | None = None
+        # The connection (and the wait for a pooled one) is timed by aiohttp; the first
+        # byte and the gaps between bytes are timed here, each on its own clock.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=settings.connect_timeout + settings.first_byte_timeout,
+            sock_connect=settings.connect_timeout,
+        )
+        self._httpx_timeout = {
             "connect": settings.connect_timeout,
             "pool": settings.connect_timeout + settings.first_byte_timeout,
             "read": None,
             "write": None,
         }
-        self._messages_url = httpx.URL(base_url + "/v1/messages")
         self._budget = RetryBudget(settings.retry_budget)
         self._random = random.Random()  # noqa: S311 (jitter, not secrets)
         self._log = structlog.get_logger("complete-bridge")
+
+    def _client(self) -> aiohttp.ClientSession:
+        """aiohttp's session, made on first use, inside the running loop."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self.settings.max_connections, ssl=httpx.create_ssl_context()
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),  # no caller's cookies go to the next
+                auto_decompress=False,
+                skip_auto_headers=("Accept-Encoding", "User-Agent"),
+                timeout=self._timeout,
+            )
+        return self._session
 
     async def send(
         self,
         method: str,
         target: str,
-        headers: Any,
+        headers: RawHeaders,
         content: bytes | AsyncIterable[bytes],
-    ) -> httpx.Response:
+        *,
+        raw: bool = False,
+    ) -> Answer:
         """Send and return once the status and headers are in; the caller closes it.
-        `target` is the path and query, as the client sent them. A body held in memory
-        may be sent again (see proxy/retry.py); a streamed one is sent once."""
-        url = self._messages_url if target == "/v1/messages" else httpx.URL(self.url + target)
+        `target` is the path and query, as the client sent them; `raw` keeps the body
+        content-encoded as the upstream sent it (else nothing but identity is asked for).
+        A body held in memory may be sent again (see proxy/retry.py); a streamed one is
+        sent once."""
         self._budget.deposit()
         attempt = 0
         while True:
-            request = httpx.Request(
-                method, url, headers=headers, content=content, extensions={"timeout": self._timeout}
-            )
             failure: BridgeError | None = None
             try:
-                response = await self._send_once(request)
+                answer = await self._send_once(method, target, headers, content, raw)
             except UpstreamUnreachable as exc:
                 failure, delay = exc, self._delay(attempt, content, None)
                 if delay is None:
                     raise
             else:
-                if not should_retry_status(response.status_code, response.headers):
-                    return response
-                delay = self._delay(attempt, content, response.headers)
+                if not should_retry_status(answer.status_code, answer.headers):
+                    return answer
+                delay = self._delay(attempt, content, answer.headers)
                 if delay is None:
-                    return response
-                await closing(response)
+                    return answer
+                await closing(answer)
             self._log.warning(
                 "upstream.retry",
                 attempt=attempt + 1,
-                after_status=None if failure else response.status_code,
+                after_status=None if failure else answer.status_code,
                 after_error=failure.message if failure else None,
                 delay_s=round(delay, 3),
             )
             await asyncio.sleep(delay)
             attempt += 1
 
-    def _delay(self, attempt: int, content: object, headers: httpx.Headers | None) -> float | None:
+    def _delay(
+        self, attempt: int, content: object, headers: Mapping[str, str] | None
+    ) -> float | None:
         """Seconds to wait before retrying, or None: no retry."""
         settings = self.settings
         if attempt >= settings.retries or not isinstance(content, bytes):
@@ -186,43 +245,66 @@ class Upstream:
             return None
         return delay
 
-    async def _send_once(self, request: httpx.Request) -> httpx.Response:
+    async def _send_once(
+        self,
+        method: str,
+        target: str,
+        headers: RawHeaders,
+        content: bytes | AsyncIterable[bytes],
+        raw: bool,
+    ) -> Answer:
         try:
             async with asyncio.timeout(self.settings.first_byte_timeout):
-                response = await self._transport.handle_async_request(request)
+                if self._transport is not None:
+                    request = httpx.Request(
+                        method,
+                        self.url + target,
+                        headers=headers,
+                        content=content,
+                        extensions={"timeout": self._httpx_timeout},
+                    )
+                    response = await self._transport.handle_async_request(request)
+                    response.request = request
+                    return _from_httpx(response, raw=raw)
+                answer = await self._client().request(
+                    method,
+                    self.url + target,
+                    headers=[
+                        (name.decode("latin-1"), value.decode("latin-1")) for name, value in headers
+                    ],
+                    data=content or None,
+                    allow_redirects=False,
+                    compress=False,
+                )
+                return _from_aiohttp(answer)
         except TimeoutError:
             raise UpstreamTimeout("upstream did not answer in time") from None
-        except httpx.HTTPError as exc:
+        except UPSTREAM_ERRORS as exc:
             raise upstream_error(exc) from None
-        response.request = request
-        return response
 
-    async def chunks(self, response: httpx.Response, *, raw: bool = False) -> AsyncIterator[bytes]:
-        """The upstream body as it arrives: decoded, or `raw` (still content-encoded).
-        A gap of more than idle_timeout between chunks is an UpstreamTimeout; the time
-        the caller takes between chunks does not count."""
-        if response.is_stream_consumed:  # in-memory transports hand it over read already
-            yield response.content
-            return
-        body = (response.aiter_raw() if raw else response.aiter_bytes()).__aiter__()
+    async def chunks(self, answer: Answer) -> AsyncIterator[bytes]:
+        """The upstream body as it arrives. A gap of more than idle_timeout between
+        chunks is an UpstreamTimeout; the time the caller takes between chunks does
+        not count."""
         idle = self.settings.idle_timeout
         while True:
             try:
                 async with asyncio.timeout(idle):
-                    chunk = await anext(body)
+                    chunk = await anext(answer.body)
             except StopAsyncIteration:
                 return
             except TimeoutError:
                 raise UpstreamTimeout(f"upstream sent nothing for {idle:g} s") from None
-            except httpx.HTTPError as exc:
+            except UPSTREAM_ERRORS as exc:
                 raise upstream_error(exc) from None
-            yield chunk
+            if chunk:
+                yield chunk
 
-    async def read_all(self, response: httpx.Response) -> bytes:
-        """The whole upstream body, decoded; at most max_body_bytes of it."""
+    async def read_all(self, answer: Answer) -> bytes:
+        """The whole upstream body; at most max_body_bytes of it."""
         limit = self.settings.max_body_bytes
         parts, size = [], 0
-        async for chunk in self.chunks(response):
+        async for chunk in self.chunks(answer):
             size += len(chunk)
             if size > limit:
                 raise BadUpstreamResponse(f"upstream response is larger than {limit} bytes")
@@ -230,4 +312,7 @@ class Upstream:
         return b"".join(parts)
 
     async def aclose(self) -> None:
-        await self._transport.aclose()
+        if self._session is not None:
+            await self._session.close()
+        if self._transport is not None:
+            await self._transport.aclose()

@@ -214,3 +214,29 @@ async def test_no_cookie_jar_between_callers_on_the_real_transport():
                 async with httpx.AsyncClient(base_url=bridge) as client:
                     await client.get("/v1/models", headers={"x-api-key": key})
     assert seen == [None, None]
+
+
+async def test_the_real_transport_adds_no_headers_the_client_did_not_send():
+    """aiohttp would add `accept-encoding: gzip, deflate` (then a client that cannot
+    decode gets gzip) and its own user agent; the bridge sends neither."""
+    seen = []
+
+    async def upstream(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        seen.append({name for name, _ in scope["headers"]})
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async with (
+        serving(upstream) as upstream_url,
+        await bridge_for(upstream_url) as bridge,
+        httpx.AsyncClient(base_url=bridge, headers={"x-api-key": "k"}) as client,
+    ):
+        del client.headers["accept-encoding"]
+        del client.headers["user-agent"]
+        await client.get("/v1/models")
+        await client.post("/v1/complete", json=legacy_body())
+    for names in seen:
+        assert not names & {b"accept-encoding", b"user-agent"}
+    assert len(seen) == 2

@@ -6,11 +6,6 @@ from proxy.errors import UpstreamTimeout, UpstreamUnreachable
 from proxy.upstream import passthrough_headers, relayed_headers, translated_headers, upstream_error
 
 
-def caused(exc: httpx.HTTPError, cause: BaseException) -> httpx.HTTPError:
-    exc.__cause__ = cause
-    return exc
-
-
 @pytest.mark.parametrize(
     ("exc", "kind", "message"),
     [
@@ -23,27 +18,14 @@ def caused(exc: httpx.HTTPError, cause: BaseException) -> httpx.HTTPError:
         (httpx.ReadTimeout("x"), UpstreamTimeout, "upstream did not answer in time"),
         (httpx.ReadError("x"), UpstreamUnreachable, "upstream connection lost"),
         (httpx.RemoteProtocolError("x"), UpstreamUnreachable, "upstream connection lost"),
-        # The aiohttp transport calls every dropped connection a ConnectTimeout:
+        (aiohttp.ServerDisconnectedError(), UpstreamUnreachable, "upstream connection lost"),
+        (aiohttp.SocketTimeoutError(), UpstreamTimeout, "upstream did not answer in time"),
         (
-            caused(httpx.ConnectTimeout("x"), aiohttp.ServerDisconnectedError()),
-            UpstreamUnreachable,
-            "upstream connection lost",
-        ),
-        (
-            caused(httpx.ReadTimeout("x"), aiohttp.SocketTimeoutError()),
-            UpstreamTimeout,
-            "upstream did not answer in time",
-        ),
-        (
-            caused(httpx.TimeoutException("x"), aiohttp.ConnectionTimeoutError()),
+            aiohttp.ConnectionTimeoutError(),
             UpstreamUnreachable,
             "upstream unreachable: connection timed out",
         ),
-        (
-            caused(httpx.ReadError("x"), aiohttp.ClientPayloadError()),
-            UpstreamUnreachable,
-            "upstream connection lost",
-        ),
+        (aiohttp.ClientPayloadError(), UpstreamUnreachable, "upstream connection lost"),
     ],
 )
 def test_upstream_errors_map_by_what_really_happened(exc, kind, message):
@@ -104,7 +86,7 @@ def test_relayed_headers():
             (b"set-cookie", b"s"),
         ],
     )
-    assert relayed_headers(response) == [
+    assert relayed_headers(response.headers.raw) == [
         (b"request-id", b"r"),
         (b"anthropic-ratelimit-tokens-remaining", b"5"),
         (b"retry-after", b"1"),
