@@ -21,6 +21,9 @@ MESSAGES_VERSION = "2023-06-01"
 
 RawHeaders = list[tuple[bytes, bytes]]
 
+# The most one read of an upstream body hands on: what is translated and written at once.
+READ_SIZE = 64 * 1024
+
 # What a translated request forwards from the legacy client.
 _FORWARDED = frozenset({b"x-api-key", b"authorization", b"anthropic-beta", b"user-agent"})
 # Never forwarded on a pass-through: hop-by-hop (RFC 9110 7.6.1) and what the transport
@@ -121,7 +124,7 @@ def _from_aiohttp(response: aiohttp.ClientResponse) -> Answer:
         response.status,
         response.headers,
         list(response.raw_headers),
-        response.content.iter_any(),
+        response.content.iter_chunked(READ_SIZE),
         close,
     )
 
@@ -277,10 +280,10 @@ class Upstream:
                     compress=False,
                 )
                 return _from_aiohttp(answer)
+        except UPSTREAM_ERRORS as exc:  # first: aiohttp's timeouts are TimeoutErrors too
+            raise upstream_error(exc) from None
         except TimeoutError:
             raise UpstreamTimeout("upstream did not answer in time") from None
-        except UPSTREAM_ERRORS as exc:
-            raise upstream_error(exc) from None
 
     async def chunks(self, answer: Answer) -> AsyncIterator[bytes]:
         """The upstream body as it arrives. A gap of more than idle_timeout between
@@ -293,10 +296,10 @@ class Upstream:
                     chunk = await anext(answer.body)
             except StopAsyncIteration:
                 return
+            except UPSTREAM_ERRORS as exc:  # first: aiohttp's timeouts are TimeoutErrors too
+                raise upstream_error(exc) from None
             except TimeoutError:
                 raise UpstreamTimeout(f"upstream sent nothing for {idle:g} s") from None
-            except UPSTREAM_ERRORS as exc:
-                raise upstream_error(exc) from None
             if chunk:
                 yield chunk
 
