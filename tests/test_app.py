@@ -54,8 +54,14 @@ STREAM = sse(
 
 
 def streaming(body=STREAM):
+    """A stream answer that arrives an event at a time, as from a live upstream."""
+
+    async def events():
+        for event in body.split(b"\n\n"):
+            yield event + b"\n\n"
+
     return lambda request: httpx.Response(
-        200, content=body, headers={"content-type": "text/event-stream", "request-id": "req_s"}
+        200, content=events(), headers={"content-type": "text/event-stream", "request-id": "req_s"}
     )
 
 

@@ -4,6 +4,8 @@
        delta; pings kept; a last event with empty text and the stop fields.
     v1 (2023-01-01 or no version): data-only lines, each with the whole completion so
        far and `truncated`/`exception`; the last has the stop fields; then `[DONE]`.
+       At most one such line per upstream chunk: a client that reads slowly gets fewer,
+       longer lines, not a pile of copies of its growing text.
 
 Failures after the 200 end the stream with an error event (v2) or an error line and
 `[DONE]` (v1), never a clean end.
@@ -54,18 +56,20 @@ class CompletionStream:
         prefill: bool,
         local_stops: Sequence[str] = (),
         keep_text: bool = False,
+        max_event_bytes: int | None = None,
     ) -> None:
         self.phase = Phase.WAITING
         self.model = model
         self.v1 = v1
         self._prefill = prefill
-        self._decoder = SSEDecoder()
+        self._decoder = SSEDecoder(max_event_bytes)
         self._stops = StopScanner(local_stops) if local_stops else None
         self._id = ""
         self._sent_text = False
         self._keep_text = v1 or keep_text  # v1 repeats the whole completion in every event
         self._parts: list[str] = []
         self._v1_json = bytearray()  # v1: the completion so far, JSON-encoded, unquoted
+        self._v1_pending = False  # v1: text has come that no line has carried yet
         self._text_blocks: set[int] = set()
         self._head = self._tail = b""
         # What the log wants to know.
@@ -87,11 +91,18 @@ class CompletionStream:
         return self.phase in (Phase.FINISHED, Phase.FAILED)
 
     def feed(self, chunk: bytes) -> bytes:
-        return self._translate(self._decoder.decode(chunk))
+        out = self._translate(self._decoder.decode(chunk))
+        if self._decoder.too_large:
+            limit = self._decoder.max_event_bytes
+            message = f"upstream stream event is larger than {limit} bytes"
+            out += self.fail({"type": "api_error", "message": message})
+        return out
 
     def flush(self) -> bytes:
-        """The upstream ended: finish what is pending; a cut stream becomes an error."""
-        out = self._translate(self._decoder.flush())
+        """The upstream ended: finish what is pending; a cut stream becomes an error. An
+        event left without its blank line counts if its data is whole; data cut short is
+        the cut itself, not bad upstream data."""
+        out = self._translate([e for e in self._decoder.flush() if _is_json(e.data)])
         if not self.done:
             out += self.fail(CONNECTION_LOST)
         return out
@@ -105,7 +116,7 @@ class CompletionStream:
         if not self.v1:
             return encode(dumps(envelope), "error")
         line = {**envelope, "exception": f"{error['type']}: {error['message']}"}
-        return encode(dumps(line)) + V1_DONE
+        return self._v1_line() + encode(dumps(line)) + V1_DONE
 
     def _translate(self, events: list[ServerSentEvent]) -> bytes:
         out = []
@@ -118,6 +129,8 @@ class CompletionStream:
                 out.append(self._protocol_error(str(exc)))
             except (AttributeError, TypeError):  # a field of the wrong JSON type
                 out.append(self._protocol_error(f"malformed {event.event} event"))
+        if not self.done:
+            out.append(self._v1_line())
         return b"".join(out)
 
     def _protocol_error(self, what: str) -> bytes:
@@ -200,12 +213,21 @@ class CompletionStream:
         if not self.v1:
             return encode(self._head + dumps(text) + self._tail, "completion")
         # JSON escapes character by character, so the encoded whole is the encoded parts
-        # joined: each event copies the text so far once instead of re-encoding it.
+        # joined: each line copies the text so far once instead of re-encoding it.
         self._v1_json += dumps(text)[1:-1]
+        self._v1_pending = True
+        return b""
+
+    def _v1_line(self) -> bytes:
+        """v1: the line with the completion so far, if it has grown since the last one."""
+        if not self._v1_pending:
+            return b""
+        self._v1_pending = False
         return b"".join((b"data: ", self._head, b'"', self._v1_json, b'"', self._tail, b"\n\n"))
 
     def _finish(self, stop_reason: str, stop: str | None) -> bytes:
         out = self._emit(self._stops.flush()) if self._stops is not None else b""
+        out += self._v1_line()  # v1 clients see the text before the line that ends it
         self.phase, self.stop_reason, self.stop = Phase.FINISHED, stop_reason, stop
         text = self.text if self.v1 else ""
         last = encode(
@@ -220,6 +242,14 @@ def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise StreamProtocolError(f"{data.get('type')} has no {key} object")
     return value
+
+
+def _is_json(data: str) -> bool:
+    try:
+        orjson.loads(data)
+    except ValueError:
+        return False
+    return True
 
 
 def _error_detail(error: Any) -> ErrorDetail:

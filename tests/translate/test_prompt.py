@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from proxy.errors import InvalidRequest
@@ -42,6 +44,28 @@ def test_consecutive_same_role_turns_are_merged():
     """Two Human turns in a row join with a blank line."""
     conv = parse_prompt("\n\nHuman: first\n\nHuman: second\n\nAssistant:")
     assert conv.messages == [{"role": "user", "content": "first\n\nsecond"}]
+
+
+def test_runs_of_each_role_merge_in_place():
+    """Every run of same-role turns becomes one message, wherever the run is."""
+    conv = parse_prompt(
+        "\n\nHuman: a\n\nHuman: b\n\nAssistant: c\n\nAssistant: d\n\nHuman: e\n\nAssistant:"
+    )
+    assert conv.messages == [
+        {"role": "user", "content": "a\n\nb"},
+        {"role": "assistant", "content": "c\n\nd"},
+        {"role": "user", "content": "e"},
+    ]
+
+
+def test_merging_a_long_run_takes_linear_time():
+    """Regression (found fuzzing hostile input): merging grew the message with `+=`,
+    quadratic in the run, so 400,000 Human turns in a row (a 4 MB prompt, well under the
+    body limit) held the event loop for ~14 s; it now takes well under a second."""
+    started = time.perf_counter()
+    conv = parse_prompt("\n\nHuman: a" * 400_000 + "\n\nAssistant:")
+    assert time.perf_counter() - started < 5
+    assert conv.messages == [{"role": "user", "content": "\n\n".join(["a"] * 400_000)}]
 
 
 def test_empty_intermediate_assistant_turn_is_dropped_and_humans_merge():

@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -42,22 +43,66 @@ def cases():
 CASES = list(cases())
 
 
+def event_cuts(data):
+    """Offsets just after each event: the upstream's bytes as it wrote them."""
+    cuts, start = [], 0
+    while (end := data.find(b"\n\n", start)) != -1:
+        start = end + 2
+        cuts.append(start)
+    return cuts
+
+
 @pytest.mark.parametrize(("name", "version", "options"), CASES)
 def test_golden_transcripts(name, version, options, shared):
-    """Each upstream transcript becomes exactly its expected legacy transcript."""
+    """Each upstream transcript, arriving an event at a time, becomes exactly its expected
+    legacy transcript."""
     expected = (GOLDEN / f"{name}.{version}.sse").read_bytes()
-    out, _ = run(upstream_bytes(name, shared), v1=version == "v1", **options)
+    data = upstream_bytes(name, shared)
+    out, _ = run(data, event_cuts(data), v1=version == "v1", **options)
     assert out == expected
+
+
+def v1_lines(out):
+    return [line for line in out.split(b"\n\n") if line]
+
+
+def assert_v1_says_the_same(out, golden):
+    """A v1 stream cut differently says the same: its intermediate lines are some of the
+    golden ones, in order (at most one per chunk: the latest text), then the same end."""
+    ours, theirs = v1_lines(out), v1_lines(golden)
+    end = 2 if theirs[-1] == b"data: [DONE]" else 1
+    assert ours[-end:] == theirs[-end:]
+    middle = iter(theirs[:-end])
+    assert all(line in middle for line in ours[:-end])  # a subsequence
 
 
 @pytest.mark.parametrize(("name", "version", "options"), CASES)
 def test_every_byte_split(name, version, options, shared):
-    """Cutting the upstream bytes anywhere, or feeding them one by one, changes nothing."""
+    """Cutting the upstream bytes anywhere, or feeding them one by one, changes nothing
+    (v2); for v1 it changes only how many intermediate lines carry the text."""
     data = upstream_bytes(name, shared)
-    whole, _ = run(data, v1=version == "v1", **options)
-    for cut in range(len(data) + 1):
-        assert run(data, [cut], v1=version == "v1", **options)[0] == whole, cut
-    assert run(data, range(1, len(data)), v1=version == "v1", **options)[0] == whole
+    v1 = version == "v1"
+    golden, _ = run(data, event_cuts(data), v1=v1, **options)
+    splits = [[cut] for cut in range(len(data) + 1)] + [range(1, len(data))]
+    for cuts in splits:
+        out, _ = run(data, cuts, v1=v1, **options)
+        if v1:
+            assert_v1_says_the_same(out, golden)
+        else:
+            assert out == golden, cuts
+    assert run(data, range(1, len(data)), v1=v1, **options)[0] == golden  # byte by byte
+
+
+def test_v1_gives_one_line_per_chunk(shared):
+    """A chunk with many deltas gives one line with the text so far, not one per delta:
+    a slow reader's backlog does not multiply its text (tests/test_backpressure.py)."""
+    data = START + TEXT + b"".join(event("content_block_delta", index=0,
+        delta={"type": "text_delta", "text": f"w{n} "}) for n in range(50))  # fmt: skip
+    stream = CompletionStream(model="m", v1=True, prefill=False)
+    lines = v1_lines(stream.feed(data))
+    assert len(lines) == 1
+    assert json.loads(lines[0][6:])["completion"] == " " + "".join(f"w{n} " for n in range(50))
+    assert stream.feed(b"") == b""  # nothing new: no line
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
@@ -65,8 +110,9 @@ def test_crlf_upstream_is_the_same(version, shared):
     """An upstream with \\r\\n line endings gives the same output."""
     data = upstream_bytes("sky", shared)
     crlf = data.replace(b"\n", b"\r\n")
-    assert run(crlf, v1=version == "v1")[0] == run(data, v1=version == "v1")[0]
-    assert run(crlf, range(1, len(crlf)), v1=version == "v1")[0] == run(data, v1=version == "v1")[0]
+    v1 = version == "v1"
+    assert run(crlf, v1=v1)[0] == run(data, v1=v1)[0]
+    assert run(crlf, range(1, len(crlf)), v1=v1)[0] == run(data, range(1, len(data)), v1=v1)[0]
 
 
 def completions(sse: bytes):
@@ -196,3 +242,37 @@ def test_fail_after_done_adds_nothing(shared):
     """Once finished, a late failure cannot append an error."""
     _, stream = run(upstream_bytes("sky", shared), v1=False)
     assert stream.fail({"type": "api_error", "message": "late"}) == b""
+
+
+@pytest.mark.parametrize("v1", [True, False])
+def test_a_stream_cut_inside_an_event_is_a_lost_connection(v1):
+    """Regression: an upstream body that ended inside an event's data line was reported
+    as bad upstream data ("... event data is not JSON"); it is a cut: connection lost."""
+    data = START + TEXT + event("content_block_delta", index=0, delta={"type": "text_delta"})
+    out, stream = run(data[:-20], v1=v1)
+    assert stream.error == {"type": "api_error", "message": "upstream connection lost"}
+    assert b"not JSON" not in out
+
+
+def test_a_last_event_without_its_blank_line_still_counts():
+    """Only the final blank line missing: the event is whole, and the stream ends cleanly."""
+    data = START + TEXT + event("message_delta", delta={"stop_reason": "end_turn"})
+    out, stream = run(data + event("message_stop").rstrip(b"\n"), v1=False)
+    assert stream.phase is Phase.FINISHED
+    assert [c["stop_reason"] for _, c in completions(out)] == ["stop_sequence"]
+
+
+@pytest.mark.parametrize("v1", [True, False])
+def test_an_event_over_the_limit_fails_the_stream(v1):
+    """An upstream event past max_event_bytes ends the stream with an api_error, after
+    the text that came before it."""
+    hello = event("content_block_delta", index=0, delta={"type": "text_delta", "text": "Hello"})
+    stream = CompletionStream(model="m", v1=v1, prefill=False, max_event_bytes=1000)
+    out = stream.feed(START + TEXT + hello + b"data: " + b"a" * 2000)
+    assert stream.error == {
+        "type": "api_error",
+        "message": "upstream stream event is larger than 1000 bytes",
+    }
+    first = json.loads(re.findall(rb"data: (.*)", out)[0])
+    assert first["completion"] == " Hello"
+    assert stream.feed(b"\n\n") == b"" and stream.flush() == b""
