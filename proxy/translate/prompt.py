@@ -48,14 +48,20 @@ def parse_prompt(prompt: str) -> Conversation:
             raise InvalidRequest(f"prompt: Human turn {number} is empty")
 
     messages: list[Message] = []
+    merged: list[str] | None = None  # the last message's texts, once it has two or more
     for role, text in turns:
         if not text:  # only Assistant turns can be empty here
             continue
         api_role: Literal["user", "assistant"] = "user" if role == "Human" else "assistant"
         if messages and messages[-1]["role"] == api_role:
-            messages[-1]["content"] += "\n\n" + text
-        else:
-            messages.append({"role": api_role, "content": text})
+            merged = merged or [messages[-1]["content"]]
+            merged.append(text)  # joined once at the end of the run: `+=` was quadratic
+            continue
+        if merged:
+            messages[-1]["content"], merged = "\n\n".join(merged), None
+        messages.append({"role": api_role, "content": text})
+    if merged:
+        messages[-1]["content"] = "\n\n".join(merged)
     last = messages[-1]
     return Conversation(
         system=head.strip() or None,
