@@ -80,6 +80,7 @@ def serve(settings: Settings, environ: Mapping[str, str]) -> None:
     import uvicorn
 
     from proxy.app import create_app
+    from proxy.limits import BoundedHttpToolsProtocol
     from proxy.log import configure_logging
 
     app = create_app(settings, environ=environ)  # a bad secret reference stops us here
@@ -104,6 +105,7 @@ def serve(settings: Settings, environ: Mapping[str, str]) -> None:
         app,
         host=settings.host,
         port=settings.port,
+        http=BoundedHttpToolsProtocol,  # httptools with a bound on request heads
         access_log=False,
         server_header=False,
         proxy_headers=False,  # the bridge never reads the client address

@@ -5,6 +5,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Send
 
 from proxy.errors import BridgeError, RequestTooLarge
@@ -18,6 +19,17 @@ class ClientGone(Exception):
     """The client hung up while we were reading its request."""
 
 
+def refuse_declared_over(headers: Headers, limit: int) -> None:
+    """A body declared larger than `limit` is refused before it is read. (A content-length
+    that is not plain digits is left to the server, which reads what actually comes.)"""
+    declared = headers.get("content-length", "").strip()
+    if not (declared.isascii() and declared.isdigit()):
+        return
+    digits = declared.lstrip("0")
+    if len(digits) > 18 or int(digits or "0") > limit:  # int() refuses past 4300 digits
+        raise RequestTooLarge(f"request body is larger than the limit of {limit} bytes")
+
+
 class Client:
     """The ASGI side of one request: its body, its disconnect, and the response sent."""
 
@@ -29,6 +41,7 @@ class Client:
         self.first_byte: float | None = None
         self.disconnected = False
         self.complete = False
+        self._body_failure: BridgeError | ClientGone | None = None
 
     async def body_chunks(self, limit: int) -> AsyncIterator[bytes]:
         size = 0
@@ -36,15 +49,25 @@ class Client:
             message = await self._receive()
             if message["type"] == "http.disconnect":
                 self.disconnected = True
-                raise ClientGone
+                self._body_failure = ClientGone()
+                raise self._body_failure
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise RequestTooLarge(f"request body is larger than the limit of {limit} bytes")
+                self._body_failure = RequestTooLarge(
+                    f"request body is larger than the limit of {limit} bytes"
+                )
+                raise self._body_failure
             yield chunk
             if not message.get("more_body", False):
                 self._body_read.set()
                 return
+
+    def raise_body_failure(self) -> None:
+        """If reading the body failed (too large, or the client left), raise that: for
+        when the body was read by someone who reports failures their own way."""
+        if self._body_failure is not None:
+            raise self._body_failure
 
     async def read_body(self, limit: int) -> bytes:
         return b"".join([chunk async for chunk in self.body_chunks(limit)])

@@ -14,12 +14,11 @@ from starlette.types import Receive, Scope, Send
 
 from proxy.access import Access
 from proxy.config import Settings
-from proxy.downstream import JSON, Client, ClientGone
+from proxy.downstream import JSON, Client, ClientGone, refuse_declared_over
 from proxy.errors import (
     BadUpstreamResponse,
     BridgeError,
     InvalidRequest,
-    RequestTooLarge,
     Unauthorized,
     error_type_for_status,
 )
@@ -98,9 +97,7 @@ class CompleteEndpoint:
 
     async def _read(self, client: Client, headers: Headers) -> Translation:
         limit = self.bridge.settings.max_body_bytes
-        declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise RequestTooLarge(f"request body is larger than the limit of {limit} bytes")
+        refuse_declared_over(headers, limit)
         raw = await client.read_body(limit)
         try:
             body = orjson.loads(raw)
@@ -143,7 +140,6 @@ class CompleteEndpoint:
     ) -> None:
         try:
             message = orjson.loads(await self.bridge.upstream.read_all(response))
-            usage = message.get("usage") or {}
             body = message_to_completion(
                 message,
                 model=self._model(translation),
@@ -151,15 +147,15 @@ class CompleteEndpoint:
                 local_stops=translation.local_stops,
                 v1=facts["format"] == "v1",
             )
+            usage = message.get("usage") or {}
+            facts.update(
+                upstream_stop_reason=message.get("stop_reason"),
+                input_tokens=usage.get("input_tokens"),
+                output_tokens=usage.get("output_tokens"),
+            )
         except (ValueError, AttributeError, TypeError):
             raise BadUpstreamResponse("upstream sent a response the bridge cannot read") from None
-        facts.update(
-            upstream_stop_reason=message.get("stop_reason"),
-            stop_reason=body["stop_reason"],
-            stop=body["stop"],
-            input_tokens=usage.get("input_tokens"),
-            output_tokens=usage.get("output_tokens"),
-        )
+        facts.update(stop_reason=body["stop_reason"], stop=body["stop"])
         if self.bridge.settings.log_text:
             facts.update(prompt=translation.prompt, completion=body["completion"])
         tokens = [
@@ -183,6 +179,7 @@ class CompleteEndpoint:
             prefill=translation.conversation.prefill is not None,
             local_stops=translation.local_stops,
             keep_text=self.bridge.settings.log_text,
+            max_event_bytes=self.bridge.settings.max_body_bytes,
         )
         await client.start(200, [SSE, NO_CACHE, *relayed])
         try:
@@ -263,9 +260,14 @@ class PassthroughEndpoint:
 
         async def forward() -> None:
             content = client.body_chunks(limit) if streamed else await client.read_body(limit)
-            response = await self.bridge.upstream.send(
-                scope["method"], target, forwarded, content, raw=True
-            )
+            try:
+                response = await self.bridge.upstream.send(
+                    scope["method"], target, forwarded, content, raw=True
+                )
+            except BridgeError:
+                # The upstream client reads a streamed body: what stopped it may be ours.
+                client.raise_body_failure()
+                raise
             try:
                 await client.start(response.status_code, passthrough_headers(response.raw_headers))
                 async for chunk in self.bridge.upstream.chunks(response):
@@ -284,6 +286,7 @@ class PassthroughEndpoint:
             self.bridge.admit(headers)
             if not target.startswith("/"):  # the upstream host is only ever the configured one
                 raise InvalidRequest("the request target must be a path")
+            refuse_declared_over(headers, limit)
             await client.until_disconnect(forward)
         except ClientGone:
             pass
