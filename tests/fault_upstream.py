@@ -1,0 +1,438 @@
+"""A fake Messages upstream on a raw asyncio socket, for fault injection.
+
+Raw, because several faults live below HTTP: a reset, a cut body, bytes sent one at a
+time. A request picks its fault with a marker in its prompt, which reaches the fake
+inside the JSON body: `FAULT <name> <tag>`; the tag names the exchange for the test.
+
+    async with FaultUpstream() as upstream:    # listening on 127.0.0.1
+        ...  # a legacy prompt "\\n\\nHuman: FAULT stall_body t1\\n\\nAssistant:"
+        exchange = upstream.exchanges["t1"]    # what it received; when the bridge left
+
+Every answer starts like a real one: a stream sends `HEAD` (message_start, ping,
+content_block_start and the delta "Hello"), a body sends the first half of `MESSAGE`.
+Mid-stream faults then wait for `exchange.proceed` (the test sets it once its client has
+seen "Hello"), so that no fault can overtake the text before it. Faults that keep the
+connection open (`exchange.held`) wait until the bridge closes it (`exchange.closed`).
+"""
+
+import asyncio
+import contextlib
+import json
+import re
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+REQUEST_ID = "req_fault"
+# Sent with every answer: kept ones a legacy client must see, and one it must not.
+ANSWER_HEADERS = {
+    "request-id": REQUEST_ID,
+    "anthropic-ratelimit-requests-remaining": "41",
+    "x-fault-private": "1",
+}
+HUGE = 40 * 1024 * 1024  # bytes of text in the "huge" answers: past any sane answer
+
+
+def event(kind: str, **data: Any) -> bytes:
+    payload = json.dumps({"type": kind, **data}, ensure_ascii=False)
+    return f"event: {kind}\ndata: {payload}\n\n".encode()
+
+
+def delta(text: str) -> bytes:
+    return event("content_block_delta", index=0, delta={"type": "text_delta", "text": text})
+
+
+START = {"id": "msg_fault", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5"}
+HEAD = (
+    event("message_start", message={**START, "content": [], "usage": {"input_tokens": 9}})
+    + event("ping")
+    + event("content_block_start", index=0, content_block={"type": "text", "text": ""})
+    + delta("Hello")
+)
+REST = (  # " wörld ✓" puts multi-byte characters on a byte-by-byte wire
+    delta(" wörld ✓")
+    + event("content_block_stop", index=0)
+    + event("message_delta", delta={"stop_reason": "end_turn"}, usage={"output_tokens": 4})
+    + event("message_stop")
+)
+TEXT = "Hello wörld ✓"
+
+
+def message(text: str = TEXT) -> bytes:
+    body = {
+        **START,
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 9, "output_tokens": 4},
+    }
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+MESSAGE = message()
+
+
+def envelope(kind: str, text: str) -> bytes:
+    return json.dumps({"type": "error", "error": {"type": kind, "message": text}}).encode()
+
+
+# name -> (status, body, headers beside ANSWER_HEADERS)
+STATUS_FAULTS: dict[str, tuple[int, bytes, dict[str, str]]] = {
+    "status_429": (
+        429,
+        envelope("rate_limit_error", "Number of requests has exceeded your rate limit"),
+        {
+            "retry-after": "7",
+            "retry-after-ms": "6500",
+            "anthropic-ratelimit-requests-remaining": "0",
+        },
+    ),
+    "status_500": (500, envelope("api_error", "Internal server error"), {}),
+    "status_503": (503, envelope("api_error", "Service unavailable"), {"retry-after-ms": "1500"}),
+    "status_503_html": (
+        503,
+        b"<html><body><h1>503 Service Unavailable</h1></body></html>\n",
+        {"retry-after": "30", "content-type": "text/html"},
+    ),
+    "status_504": (
+        504,
+        envelope("timeout_error", "Request timed out"),
+        {"x-should-retry": "false"},
+    ),
+    "status_529": (
+        529,
+        envelope("overloaded_error", "Overloaded"),
+        {"x-should-retry": "true", "retry-after-ms": "250"},
+    ),
+}
+
+
+@dataclass
+class Exchange:
+    """One request as the fake received it, and what became of its connection."""
+
+    fault: str
+    tag: str
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    proceed: asyncio.Event = field(default_factory=asyncio.Event)  # also set on close
+    closed: asyncio.Event = field(default_factory=asyncio.Event)  # the bridge hung up first
+    held: bool = False  # the fault kept the connection open for the bridge to close
+
+    async def hold(self) -> None:
+        """Keep the connection open until the bridge closes it."""
+        self.held = True
+        await self.closed.wait()
+
+    @property
+    def stream(self) -> bool:
+        return isinstance(self.body, dict) and self.body.get("stream") is True
+
+
+class Wire:
+    """Raw HTTP/1.1 answers on one connection; every write waits until it left."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()  # with write buffer limits of 0: until the kernel has it
+
+    async def head(self, status: int, headers: dict[str, str]) -> None:
+        await self.send(response_head(status, headers))
+
+    async def stream_head(self) -> None:
+        await self.send(STREAM_HEAD)
+
+    async def json_head(self, length: int | None) -> None:
+        await self.send(json_head(length))
+
+    async def chunk(self, data: bytes) -> None:
+        await self.send(chunked(data))
+
+    async def end(self) -> None:
+        await self.send(b"0\r\n\r\n")
+
+    async def dribble(self, data: bytes, seconds: float) -> None:
+        """One byte per write, spread evenly over `seconds`."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for i in range(len(data)):
+            await self.send(data[i : i + 1])
+            await asyncio.sleep(start + seconds * (i + 1) / len(data) - loop.time())
+
+    def reset(self) -> None:
+        """Close with a TCP RST instead of a FIN."""
+        sock = self.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.writer.transport.abort()
+
+
+def response_head(status: int, headers: dict[str, str]) -> bytes:
+    lines = [f"HTTP/1.1 {status} Fault", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join([*lines, "connection: close"]) + "\r\n\r\n").encode()
+
+
+def json_head(length: int | None) -> bytes:
+    """A JSON answer's head: with its content-length, or chunked when None."""
+    if length is None:
+        framing = {"transfer-encoding": "chunked"}
+    else:
+        framing = {"content-length": str(length)}
+    return response_head(200, {"content-type": "application/json", **framing, **ANSWER_HEADERS})
+
+
+STREAM_HEAD = response_head(
+    200,
+    {
+        "content-type": "text/event-stream; charset=utf-8",
+        "transfer-encoding": "chunked",
+        **ANSWER_HEADERS,
+    },
+)
+
+
+def chunked(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+Fault = Callable[[Exchange, Wire], Awaitable[None]]
+FAULTS: dict[str, Fault] = {}
+
+
+def fault(function: Fault) -> Fault:
+    FAULTS[function.__name__] = function
+    return function
+
+
+async def start(ex: Exchange, wire: Wire) -> None:
+    """A normal beginning: a stream's HEAD (then wait for the go), or half the body."""
+    if ex.stream:
+        await wire.stream_head()
+        await wire.chunk(HEAD)
+        await ex.proceed.wait()
+    else:
+        await wire.json_head(len(MESSAGE))
+        await wire.send(MESSAGE[: len(MESSAGE) // 2])
+
+
+@fault
+async def stall_headers(ex: Exchange, wire: Wire) -> None:
+    await ex.hold()
+
+
+@fault
+async def close_before_headers(ex: Exchange, wire: Wire) -> None:
+    pass  # the connection closes with a FIN
+
+
+@fault
+async def reset_before_headers(ex: Exchange, wire: Wire) -> None:
+    wire.reset()
+
+
+@fault
+async def stall_body(ex: Exchange, wire: Wire) -> None:
+    await start(ex, wire)
+    await ex.hold()
+
+
+@fault
+async def cut_clean(ex: Exchange, wire: Wire) -> None:
+    """A stream's HTTP body ends properly before message_stop; a body short of its length."""
+    await start(ex, wire)
+    if ex.stream:
+        await wire.end()
+
+
+@fault
+async def cut_mid_event(ex: Exchange, wire: Wire) -> None:
+    """The HTTP body ends properly inside an event's data line."""
+    await start(ex, wire)
+    await wire.chunk(REST[:40])
+    await wire.end()
+
+
+@fault
+async def eof_mid_chunk(ex: Exchange, wire: Wire) -> None:
+    """A chunked body closed (FIN) without its last chunk."""
+    if ex.stream:
+        await start(ex, wire)
+    else:
+        await wire.json_head(None)
+        await wire.chunk(MESSAGE[: len(MESSAGE) // 2])
+
+
+@fault
+async def reset(ex: Exchange, wire: Wire) -> None:
+    await start(ex, wire)
+    wire.reset()
+
+
+@fault
+async def error_event(ex: Exchange, wire: Wire) -> None:
+    await start(ex, wire)
+    await wire.chunk(event("error", error={"type": "overloaded_error", "message": "Overloaded"}))
+    await ex.hold()
+
+
+@fault
+async def malformed(ex: Exchange, wire: Wire) -> None:
+    """Bad JSON in a data line; a body that is not JSON."""
+    if ex.stream:
+        await start(ex, wire)
+        await wire.chunk(b'event: content_block_delta\ndata: {"type": "content_block_delta",\n\n')
+        await ex.hold()
+    else:
+        body = b'{"type": "message", "content": ['
+        await wire.json_head(len(body))
+        await wire.send(body)
+
+
+@fault
+async def garbage_lines(ex: Exchange, wire: Wire) -> None:
+    """A correct stream with lines an SSE parser must ignore: comments, unknown fields,
+    lines without a colon, id and retry."""
+    junk = b": keep-alive\nnot a field\nid: 7\nretry: 1000\nx-weird: field\n"
+    await wire.stream_head()
+    await wire.chunk((HEAD + REST).replace(b"\n\n", b"\n" + junk + b"\n"))
+    await wire.end()
+
+
+@fault
+async def stall_after_stop(ex: Exchange, wire: Wire) -> None:
+    """A complete answer, then the connection stays open (a stream without its last chunk)."""
+    if ex.stream:
+        await wire.stream_head()
+        await wire.chunk(HEAD + REST)
+    else:
+        await wire.json_head(len(MESSAGE))
+        await wire.send(MESSAGE)
+    await ex.hold()
+
+
+@fault
+async def slow(ex: Exchange, wire: Wire) -> None:
+    """A correct answer, one byte per write: its head at once, its body in gaps of ~1 ms
+    that add up to more than a second (longer than the idle_timeout the tests set)."""
+    if ex.stream:
+        head, body = STREAM_HEAD, chunked(HEAD) + chunked(REST) + b"0\r\n\r\n"
+    else:
+        head, body = json_head(len(MESSAGE)), MESSAGE
+    await wire.dribble(head, 0)
+    await wire.dribble(body, 1.1)
+
+
+@fault
+async def huge(ex: Exchange, wire: Wire) -> None:
+    """40 MiB of text: one body, or one data line in a stream."""
+    if ex.stream:
+        await start(ex, wire)
+        await wire.chunk(delta("a" * HUGE))
+        await wire.chunk(REST)
+        await wire.end()
+    else:
+        body = message("a" * HUGE)
+        await wire.json_head(len(body))
+        await wire.send(body)
+
+
+def _status_fault(status: int, body: bytes, headers: dict[str, str]) -> Fault:
+    async def answer(ex: Exchange, wire: Wire) -> None:
+        sent = {"content-type": "application/json", **ANSWER_HEADERS, "set-cookie": "s=1"}
+        await wire.head(status, {**sent, **headers, "content-length": str(len(body))})
+        await wire.send(body)
+
+    return answer
+
+
+for _name, _args in STATUS_FAULTS.items():
+    FAULTS[_name] = _status_fault(*_args)
+FAULTS["unknown"] = _status_fault(400, envelope("invalid_request_error", "no FAULT marker"), {})
+
+
+class FaultUpstream:
+    """The server: `url` while entered; `exchanges` by tag."""
+
+    def __init__(self) -> None:
+        self.exchanges: dict[str, Exchange] = {}
+        self.url = ""
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def __aenter__(self) -> "FaultUpstream":
+        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        writer.transport.set_write_buffer_limits(0)
+        watcher = None
+        try:
+            ex = await self._receive(reader)
+            if ex is None:
+                return
+            watcher = asyncio.create_task(self._watch(reader, ex), name="watch the bridge")
+            await FAULTS.get(ex.fault, FAULTS["unknown"])(ex, Wire(writer))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the bridge left in the middle of a fault
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            writer.close()
+            self._tasks.discard(task)
+
+    async def _receive(self, reader: asyncio.StreamReader) -> Exchange | None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            return None  # connected and left without a request
+        request_line, *lines = head.decode("latin-1").rstrip("\r\n").split("\r\n")
+        method, path, _ = request_line.split(" ", 2)
+        headers = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding") == "chunked":
+            raw = b""
+            while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                raw += (await reader.readexactly(size + 2))[:-2]
+            await reader.readuntil(b"\r\n")  # the blank line after the last chunk
+        else:
+            raw = await reader.readexactly(int(headers.get("content-length", "0")))
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = raw
+        marker = re.search(rb"FAULT (\w+) (\w+)", raw)
+        fault, tag = (marker[1].decode(), marker[2].decode()) if marker else ("unknown", "")
+        ex = Exchange(fault, tag, method, path, headers, body)
+        self.exchanges[tag] = ex
+        return ex
+
+    async def _watch(self, reader: asyncio.StreamReader, ex: Exchange) -> None:
+        """The bridge sends nothing after its request: any read ends when it hangs up."""
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(65536):
+                pass
+        ex.closed.set()
+        ex.proceed.set()  # a fault waiting for the go wakes up, and finds nobody there
