@@ -1,7 +1,9 @@
 """What makes an answer right: every answer the benchmark gets goes through one of these.
 
-A check takes the status and the (decoded) body, and returns the number of SSE events
-in a right answer (0 for a JSON body), or None when the answer is wrong.
+A check takes the status and the (decoded) body, and returns the number of upstream SSE
+events the right answer carries (0 for a JSON body), or None when the answer is wrong.
+Events are counted upstream for every target: a v1 stream may carry several deltas in
+one line, so its own lines would undercount the work.
 """
 
 import json
@@ -52,7 +54,7 @@ def completion(text: str) -> Check:
     return _safe(check)
 
 
-def v2_stream(text: str) -> Check:
+def v2_stream(text: str, events_in: int) -> Check:
     """Named `completion` events whose texts add up to the answer; the last one stops."""
     want = " " + text
 
@@ -70,12 +72,12 @@ def v2_stream(text: str) -> Check:
                 return None  # every event before the last says `"stop_reason": null`
             last = json.loads(data)
             parts.append(last["completion"])
-        return len(events) if _is_last(last, want, "".join(parts)) else None
+        return events_in if _is_last(last, want, "".join(parts)) else None
 
     return _safe(check)
 
 
-def v1_stream(text: str) -> Check:
+def v1_stream(text: str, events_in: int) -> Check:
     """Data-only events carrying the whole text so far; the last one stops; then [DONE]."""
     want = " " + text
 
@@ -91,6 +93,6 @@ def v1_stream(text: str) -> Check:
             if not ok and event != b"event: ping\ndata: {}":
                 return None
         last = json.loads(final.removeprefix(b"data: "))
-        return len(events) + 1 if _is_last(last, want, last["completion"]) else None
+        return events_in if _is_last(last, want, last["completion"]) else None
 
     return _safe(check)

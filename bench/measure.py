@@ -98,9 +98,9 @@ class Bench:
         body = {**LEGACY, "max_tokens_to_sample": MAX_TOKENS[length]} | (
             {"stream": True} if stream else {}
         )
-        text = self.answers[length].text
+        text, events = self.answers[length].text, len(self.answers[length].events)
         check = (
-            (checks.v1_stream if fmt == "v1" else checks.v2_stream)(text)
+            (checks.v1_stream if fmt == "v1" else checks.v2_stream)(text, events)
             if stream
             else checks.completion(text)
         )

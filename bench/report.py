@@ -220,10 +220,11 @@ def markdown(r: dict[str, Any]) -> str:
     mem, start = r["memory"], r["startup"]
     out += [
         "",
-        f"TTFB at c=1. events/s/core = events the bridge delivered / its CPU seconds, at "
-        f"c={method['stream_concurrency']}: with each answer's rest in one upstream write "
-        f"(the translation's best case), and paced, one upstream write per event every "
-        f"{method['event_gap_ms']} ms (as a model streams: a read and a write per event).",
+        "TTFB at c=1. events/s/core = upstream events translated (or relayed) / the "
+        f"server's CPU seconds, at c={method['stream_concurrency']}: with each answer's rest "
+        "in one upstream write (the translation's best case), and paced, one upstream "
+        f"write per event every {method['event_gap_ms']} ms (as a model streams: a read "
+        "and a write per event).",
         "",
         "## Memory and startup",
         "",
