@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from proxy.config import KEYS, Settings, env_name, from_environ, from_file
+from proxy.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -390,3 +391,76 @@ def test_systemd_unit_runs_the_venv_and_outlasts_the_drain() -> None:
     }.items():
         assert service[key] == value, key
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+# Grafana
+
+DASHBOARD = DEPLOY / "grafana" / "complete-bridge.json"
+PROMQL_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def exposed_metric_names() -> set[str]:
+    """The sample names a Metrics instance exposes once it has seen one of each event."""
+    metrics = Metrics()
+    metrics.observe(
+        "complete",
+        {
+            "status": 500,
+            "error_type": "api_error",
+            "input_tokens": 1,
+            "output_tokens": 1,
+            "adaptations": ["local_stop"],
+            "ttfb_ms": 1.0,
+            "duration_ms": 2.0,
+            "client_disconnected": True,
+        },
+    )
+    metrics.observe("passthrough", {"method": "GET", "status": 200})
+    metrics.observe(
+        "shadow", {"route": "r", "status": 200, "exact_match": True, "stop_match": True}
+    )
+    metrics.observe("config.reloaded", {})
+    body, _ = metrics.render()
+    return {
+        line.split("{")[0].split(" ")[0]
+        for line in body.decode().splitlines()
+        if line and not line.startswith("#")
+    }
+
+
+def test_grafana_dashboard_queries_only_metrics_the_bridge_exposes() -> None:
+    """The dashboard imports with a Prometheus datasource input; every panel and variable
+    queries through it, and every metric its PromQL names is one the bridge exposes."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    (source,) = dashboard["__inputs"]
+    assert (source["type"], source["pluginId"]) == ("datasource", "prometheus")
+    datasource = {"type": "prometheus", "uid": "${" + source["name"] + "}"}
+    assert 36 <= dashboard["schemaVersion"] <= 41
+    assert dashboard["id"] is None and dashboard["uid"]
+
+    exposed = exposed_metric_names()
+    assert {"complete_bridge_requests_total", "complete_bridge_config_reloads_total"} <= exposed
+    queries: list[str] = []
+    panels = [panel for panel in dashboard["panels"] if panel["type"] != "row"]
+    assert {panel["id"] for panel in dashboard["panels"]} == set(
+        range(1, len(dashboard["panels"]) + 1)
+    )
+    for panel in panels:
+        assert panel["datasource"] == datasource, panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"] == datasource, panel["title"]
+            queries.append(target["expr"])
+    for variable in dashboard["templating"]["list"]:
+        assert variable["datasource"] == datasource, variable["name"]
+        queries.append(variable["query"]["query"])
+
+    named: set[str] = set()
+    for query in queries:
+        names = {name for name in PROMQL_NAME.findall(query) if name.startswith("complete_bridge_")}
+        assert names, f"queries no bridge metric: {query}"
+        assert names <= exposed, f"{query} names {names - exposed}"
+        named |= names
+    families = {re.sub(r"_(total|bucket|sum|count|created)$", "", name) for name in exposed}
+    shown = {re.sub(r"_(total|bucket|sum|count|created)$", "", name) for name in named}
+    assert shown == families, f"metrics with no panel: {families - shown}"

@@ -1,0 +1,247 @@
+"""Prometheus metrics, fed by the same facts as the canonical log lines.
+
+`Metrics.observe(event, facts)` takes what the bridge logs for a request (or a shadow
+comparison, or a config reload) and updates counters and histograms in its own
+registry; `GET /metrics` renders them. Every label value comes from a closed set
+(unknown values become "other"; route names, which come from config, are capped), so
+no client can grow the series count. A bad fact is skipped, never raised: a metrics
+bug must not fail a request.
+"""
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+import structlog
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+
+from proxy.errors import error_type_for_status
+
+PREFIX = "complete_bridge_"
+MAX_ROUTES = 100
+OTHER = "other"
+ARMS = frozenset({"primary", "secondary"})
+MODES = frozenset({"translate", "passthrough"})
+FORMATS = frozenset({"v1", "v2"})
+ERROR_TYPES = frozenset(
+    {
+        "invalid_request_error",
+        "authentication_error",
+        "permission_error",
+        "not_found_error",
+        "request_too_large",
+        "rate_limit_error",
+        "api_error",
+        "timeout_error",
+        "overloaded_error",
+    }
+)
+ADAPTATIONS = frozenset(
+    {
+        "capped_max_tokens",
+        "local_stop",
+        "dropped_empty_stop",
+        "dropped_temperature",
+        "dropped_top_k",
+        "dropped_top_p",
+        "dropped_field",
+    }
+)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# From a fast local answer to a long generation; the upstream's first byte may take minutes.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
+Series = TypeVar("Series", Counter, Histogram)
+
+
+def _one_of(value: Any, allowed: frozenset[str], default: str) -> str:
+    if value is None:
+        return default
+    return value if isinstance(value, str) and value in allowed else OTHER
+
+
+def _status(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+        return str(value)
+    return OTHER
+
+
+def _status_class(value: Any) -> str:
+    code = _status(value)
+    return f"{code[0]}xx" if code.isdigit() else code
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def _seconds(milliseconds: Any) -> float | None:
+    if isinstance(milliseconds, bool) or not isinstance(milliseconds, int | float):
+        return None
+    if not math.isfinite(milliseconds) or milliseconds < 0:
+        return None
+    return milliseconds / 1000
+
+
+def _kinds(adaptations: Any) -> Iterable[str]:
+    """Adaptation kinds: the part before ":" (after it may be a client's field name)."""
+    if not isinstance(adaptations, list | tuple):
+        return ()
+    return (
+        _one_of(item.split(":", 1)[0] if isinstance(item, str) else None, ADAPTATIONS, OTHER)
+        for item in adaptations
+    )
+
+
+class Metrics:
+    """The bridge's metrics, in a registry of their own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._routes: set[str] = set()
+        self._series: dict[tuple[object, tuple[str, ...]], Any] = {}
+        by_arm = ["route", "arm"]
+
+        def counter(name: str, doc: str, labels: list[str]) -> Counter:
+            return Counter(PREFIX + name, doc, labels, registry=self.registry)
+
+        def histogram(name: str, doc: str) -> Histogram:
+            labels = [*by_arm, "mode", "stream"]
+            return Histogram(PREFIX + name, doc, labels, registry=self.registry, buckets=BUCKETS)
+
+        self.requests = counter(
+            "requests", "POST /v1/complete requests answered (status none: client left first)",
+            [*by_arm, "mode", "format", "stream", "status"],
+        )  # fmt: skip
+        self.errors = counter(
+            "errors", "POST /v1/complete requests that failed, by error type",
+            [*by_arm, "mode", "error_type"],
+        )  # fmt: skip
+        self.duration = histogram("request_duration_seconds", "POST /v1/complete, start to end")
+        self.ttfb = histogram("time_to_first_byte_seconds", "POST /v1/complete, to first byte")
+        self.tokens = counter("tokens", "Tokens the upstream reported", [*by_arm, "direction"])
+        self.adaptations = counter(
+            "adaptations", "Request adaptations made, by kind", [*by_arm, "kind"]
+        )
+        self.disconnects = counter(
+            "client_disconnects", "Clients that hung up before the end", [*by_arm, "mode"]
+        )
+        self.passthrough = counter(
+            "passthrough_requests", "Requests passed through unchanged",
+            ["method", "status_class"],
+        )  # fmt: skip
+        self.shadow = counter(
+            "shadow_comparisons", "Shadow comparisons of two arms, by result", ["route", "result"]
+        )
+        self.shadow_stops = counter(
+            "shadow_stop_agreement", "Shadow comparisons whose stop reasons agree or not",
+            ["route", "agree"],
+        )  # fmt: skip
+        self.reloads = counter("config_reloads", "Config reloads, by result", ["result"])
+
+    def observe(self, event: str, facts: Mapping[str, Any]) -> None:
+        """Count one logged event; never raises."""
+        try:
+            if event == "complete":
+                self._complete(facts)
+            elif event == "passthrough":
+                self._passthrough(facts)
+            elif event == "shadow":
+                self._shadow(facts)
+            elif event in ("config.reloaded", "config.rejected"):
+                result = "applied" if event == "config.reloaded" else "rejected"
+                self._at(self.reloads, result).inc()
+        except Exception as exc:  # a metrics bug must not fail the request it counts
+            structlog.get_logger("complete-bridge").warning(
+                "metrics.observe_failed", metrics_event=event, error=type(exc).__name__
+            )
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    async def endpoint(self, request: Request) -> Response:
+        """`GET /metrics`."""
+        body, content_type = self.render()
+        return Response(body, headers={"content-type": content_type})
+
+    def _at(self, metric: Series, *labels: str) -> Series:
+        """`metric.labels(*labels)`, remembered: labels() costs more than the count."""
+        key = (metric, labels)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = metric.labels(*labels)
+        return series
+
+    def _route(self, value: Any) -> str:
+        if value is None:
+            return "default"
+        if not isinstance(value, str):
+            return OTHER
+        if value not in self._routes:
+            if len(self._routes) >= MAX_ROUTES:
+                return OTHER
+            self._routes.add(value)
+        return value
+
+    def _complete(self, facts: Mapping[str, Any]) -> None:
+        route = self._route(facts.get("route"))
+        arm = _one_of(facts.get("arm"), ARMS, "primary")
+        mode = _one_of(facts.get("mode"), MODES, "translate")
+        stream = "true" if facts.get("stream") is True else "false"
+        status = _status(facts.get("status"))
+        fmt = _one_of(facts.get("format"), FORMATS, OTHER)
+        self._at(self.requests, route, arm, mode, fmt, stream, status).inc()
+        error_type = facts.get("error_type")
+        if error_type is None and status.isdigit() and int(status) >= 400:
+            error_type = error_type_for_status(int(status))  # a relayed upstream error
+        if error_type is not None:
+            kind = _one_of(error_type, ERROR_TYPES, OTHER)
+            self._at(self.errors, route, arm, mode, kind).inc()
+        for histogram, key in ((self.duration, "duration_ms"), (self.ttfb, "ttfb_ms")):
+            seconds = _seconds(facts.get(key))
+            if seconds is not None:
+                self._at(histogram, route, arm, mode, stream).observe(seconds)
+        for direction in ("input", "output"):
+            tokens = _count(facts.get(f"{direction}_tokens"))
+            if tokens:
+                self._at(self.tokens, route, arm, direction).inc(tokens)
+        for kind in _kinds(facts.get("adaptations")):
+            self._at(self.adaptations, route, arm, kind).inc()
+        if facts.get("client_disconnected") is True:
+            self._at(self.disconnects, route, arm, mode).inc()
+
+    def _passthrough(self, facts: Mapping[str, Any]) -> None:
+        method = _one_of(facts.get("method"), METHODS, OTHER)
+        status_class = _status_class(facts.get("status"))
+        self._at(self.passthrough, method, status_class).inc()
+
+    def _shadow(self, facts: Mapping[str, Any]) -> None:
+        """A comparison counts as skipped when the bridge had too many in flight, as failed
+        when the secondary did not answer 200; stop agreement is counted for the others."""
+        route = self._route(facts.get("route"))
+        if facts.get("skipped") is True:
+            result = "skipped"
+        elif facts.get("status") != 200 or facts.get("error_type") is not None:
+            result = "failed"
+        elif facts.get("exact_match") is True:
+            result = "exact"
+        elif facts.get("normalised_match") is True:
+            result = "normalised"
+        else:
+            result = "differs"
+        self._at(self.shadow, route, result).inc()
+        if result not in ("failed", "skipped"):
+            agree = "true" if facts.get("stop_match") is True else "false"
+            self._at(self.shadow_stops, route, agree).inc()

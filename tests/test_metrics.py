@@ -1,0 +1,349 @@
+"""Prometheus metrics: what each logged event counts, bounded labels, and /metrics served
+by the app in-process and by a real bridge process."""
+
+import json
+import math
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
+
+from proxy.app import create_app
+from proxy.config import Settings
+from proxy.metrics import MAX_ROUTES, Metrics
+from tests.factories import legacy_body, message
+from tests.fake_upstream import create_fake_upstream
+from tests.servers import bridge_process, serving
+
+V2 = {"anthropic-version": "2023-06-01", "x-api-key": "sk-ant-test"}
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(text: str) -> Samples:
+    """Every sample of an exposition text, keyed by name and label set."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    """One sample's value; 0 when the series does not exist."""
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def rendered(metrics: Metrics) -> Samples:
+    body, content_type = metrics.render()
+    assert content_type.startswith("text/plain; version=")
+    return scrape(body.decode())
+
+
+ROUTE = {"route": "default", "arm": "primary"}
+TIMED = {**ROUTE, "mode": "translate", "stream": "false"}
+
+
+def test_a_complete_event_feeds_every_request_metric() -> None:
+    """One complete line counts the request, its tokens, adaptations and both timings."""
+    metrics = Metrics()
+    metrics.observe(
+        "complete",
+        {
+            "format": "v2",
+            "stream": False,
+            "status": 200,
+            "input_tokens": 12,
+            "output_tokens": 5,
+            "adaptations": ["dropped_field:tags", "capped_max_tokens:100000->64000", "local_stop"],
+            "ttfb_ms": 30.0,
+            "duration_ms": 1500.0,
+            "client_disconnected": False,
+            "legacy_model": "claude-2.1",
+        },
+    )
+    s = rendered(metrics)
+    requests = {**ROUTE, "mode": "translate", "format": "v2", "stream": "false", "status": "200"}
+    assert value(s, "complete_bridge_requests_total", **requests) == 1
+    assert value(s, "complete_bridge_tokens_total", **ROUTE, direction="input") == 12
+    assert value(s, "complete_bridge_tokens_total", **ROUTE, direction="output") == 5
+    for kind in ("dropped_field", "capped_max_tokens", "local_stop"):
+        assert value(s, "complete_bridge_adaptations_total", **ROUTE, kind=kind) == 1
+    duration = "complete_bridge_request_duration_seconds"
+    assert value(s, duration + "_count", **TIMED) == 1
+    assert value(s, duration + "_sum", **TIMED) == 1.5
+    assert value(s, duration + "_bucket", **TIMED, le="1.0") == 0
+    assert value(s, duration + "_bucket", **TIMED, le="2.5") == 1
+    ttfb = "complete_bridge_time_to_first_byte_seconds"
+    assert value(s, ttfb + "_bucket", **TIMED, le="0.025") == 0
+    assert value(s, ttfb + "_bucket", **TIMED, le="0.05") == 1
+    assert value(s, ttfb + "_bucket", **TIMED, le="120.0") == 1
+    assert not any(name == "complete_bridge_errors_total" for name, _ in s)
+    assert not any("claude" in v for _, labels in s for _, v in labels), "model as a label"
+
+
+def test_errors_are_counted_by_a_bounded_error_type() -> None:
+    """Known error types keep their name, unknown ones are "other", and a relayed upstream
+    error with no error_type is typed by its status."""
+    metrics = Metrics()
+    for error_type, status in [
+        ("overloaded_error", 529),
+        ("made_up_error", 500),
+        ("x" * 500, 400),
+        (None, 529),
+        (None, 418),
+    ]:
+        metrics.observe("complete", {"status": status, "error_type": error_type})
+    s = rendered(metrics)
+    errors = {**ROUTE, "mode": "translate"}
+    assert value(s, "complete_bridge_errors_total", **errors, error_type="overloaded_error") == 2
+    assert value(s, "complete_bridge_errors_total", **errors, error_type="other") == 2
+    assert value(s, "complete_bridge_errors_total", **errors, error_type="api_error") == 1
+    statuses = {labels for name, labels in s if name == "complete_bridge_requests_total"}
+    assert {dict(labels)["status"] for labels in statuses} == {"529", "500", "400", "418"}
+
+
+def test_a_client_that_left_first_counts_as_status_none_and_a_disconnect() -> None:
+    """No response status is "none", and the hang-up is counted."""
+    metrics = Metrics()
+    metrics.observe(
+        "complete", {"format": "v1", "stream": True, "status": None, "client_disconnected": True}
+    )
+    s = rendered(metrics)
+    requests = {**ROUTE, "mode": "translate", "format": "v1", "stream": "true", "status": "none"}
+    assert value(s, "complete_bridge_requests_total", **requests) == 1
+    assert value(s, "complete_bridge_client_disconnects_total", **ROUTE, mode="translate") == 1
+
+
+def test_route_labels_are_capped() -> None:
+    """Past MAX_ROUTES distinct routes, new ones are counted as "other"; known ones keep
+    their name."""
+    metrics = Metrics()
+    for i in range(MAX_ROUTES + 20):
+        metrics.observe("complete", {"route": f"r{i}", "arm": "secondary", "status": 200})
+    metrics.observe("complete", {"route": "r0", "arm": "secondary", "status": 200})
+    s = rendered(metrics)
+    routes = [
+        dict(labels)["route"] for name, labels in s if name == "complete_bridge_requests_total"
+    ]
+    assert len(routes) == MAX_ROUTES + 1
+    labels = {"arm": "secondary", "mode": "translate", "format": "other", "stream": "false"}
+    assert value(s, "complete_bridge_requests_total", route="other", **labels, status="200") == 20
+    assert value(s, "complete_bridge_requests_total", route="r0", **labels, status="200") == 2
+
+
+def test_label_values_outside_their_sets_become_other() -> None:
+    """Arm, mode, format, status, method, adaptation kind: unknown values are "other"."""
+    metrics = Metrics()
+    metrics.observe(
+        "complete",
+        {
+            "arm": "tertiary",
+            "mode": "magic",
+            "format": "v3",
+            "status": 999,
+            "adaptations": ["renamed_everything", 7],
+        },
+    )
+    metrics.observe("passthrough", {"method": "BREW", "status": 404})
+    metrics.observe("passthrough", {"method": "GET", "status": None})
+    s = rendered(metrics)
+    other = {"route": "default", "arm": "other", "mode": "other", "format": "other"}
+    assert value(s, "complete_bridge_requests_total", **other, stream="false", status="other") == 1
+    adaptations = "complete_bridge_adaptations_total"
+    assert value(s, adaptations, route="default", arm="other", kind="other") == 2
+    passthrough = "complete_bridge_passthrough_requests_total"
+    assert value(s, passthrough, method="other", status_class="4xx") == 1
+    assert value(s, passthrough, method="GET", status_class="none") == 1
+
+
+def test_shadow_comparisons_are_counted_by_result_and_stop_agreement() -> None:
+    """Exact beats normalised beats differs; a failed secondary is "failed", one the bridge
+    had no room for is "skipped", and neither has its stop reason compared."""
+    metrics = Metrics()
+    ok = {"route": "main", "status": 200, "error_type": None}
+    metrics.observe(
+        "shadow", {**ok, "exact_match": True, "normalised_match": True, "stop_match": True}
+    )
+    metrics.observe(
+        "shadow", {**ok, "exact_match": False, "normalised_match": True, "stop_match": True}
+    )
+    metrics.observe(
+        "shadow", {**ok, "exact_match": False, "normalised_match": False, "stop_match": False}
+    )
+    metrics.observe("shadow", {"route": "main", "status": 529, "stop_match": False})
+    metrics.observe("shadow", {"route": "main", "status": 200, "error_type": "api_error"})
+    metrics.observe("shadow", {"route": "main", "status": None})
+    metrics.observe("shadow", {"route": "main", "skipped": True})
+    s = rendered(metrics)
+    for result, count in [
+        ("exact", 1),
+        ("normalised", 1),
+        ("differs", 1),
+        ("failed", 3),
+        ("skipped", 1),
+    ]:
+        assert (
+            value(s, "complete_bridge_shadow_comparisons_total", route="main", result=result)
+            == count
+        )
+    agreement = "complete_bridge_shadow_stop_agreement_total"
+    assert value(s, agreement, route="main", agree="true") == 2
+    assert value(s, agreement, route="main", agree="false") == 1
+
+
+def test_config_reloads_are_counted_by_result() -> None:
+    """config.reloaded is "applied", config.rejected is "rejected"; other events are ignored."""
+    metrics = Metrics()
+    for event in ("config.reloaded", "config.reloaded", "config.rejected", "bridge.stopped"):
+        metrics.observe(event, {})
+    s = rendered(metrics)
+    assert value(s, "complete_bridge_config_reloads_total", result="applied") == 2
+    assert value(s, "complete_bridge_config_reloads_total", result="rejected") == 1
+
+
+GARBAGE: list[object] = [
+    None, True, -1, -0.5, math.nan, math.inf, -math.inf, "200", b"x", [], {}, ["a"], object(),
+]  # fmt: skip
+FIELDS = [
+    "route", "arm", "mode", "format", "stream", "status", "error_type", "upstream_status",
+    "input_tokens", "output_tokens", "adaptations", "ttfb_ms", "duration_ms",
+    "client_disconnected", "method", "path", "exact_match", "normalised_match", "stop_match",
+]  # fmt: skip
+
+
+def test_observe_never_raises_on_garbage_facts() -> None:
+    """Any value in any field, for every event, is skipped or counted as "other"; the
+    exposition still renders and no bad value reaches a count or a histogram."""
+    metrics = Metrics()
+    events = ["complete", "passthrough", "shadow", "config.reloaded", "config.rejected", "x"]
+    with capture_logs() as logs:
+        for event in events:
+            for bad in GARBAGE:
+                metrics.observe(event, {field: bad for field in FIELDS})
+                for field in FIELDS:
+                    metrics.observe(event, {field: bad})
+    assert logs == [], "a value got past the guards to the catch-all"
+    s = rendered(metrics)
+    assert all(math.isfinite(v) and v >= 0 for v in s.values())
+    assert value(s, "complete_bridge_tokens_total", **ROUTE, direction="input") == 0
+    durations = [
+        v for (name, _), v in s.items() if name == "complete_bridge_request_duration_seconds_sum"
+    ]
+    assert sum(durations) == 0
+
+
+def test_a_bug_in_observe_is_logged_not_raised() -> None:
+    """Facts that are not a mapping at all fail inside observe: logged, never raised."""
+    metrics = Metrics()
+    with capture_logs() as logs:
+        metrics.observe("complete", None)  # type: ignore[arg-type]
+    assert [(log["event"], log["metrics_event"]) for log in logs] == [
+        ("metrics.observe_failed", "complete")
+    ]
+
+
+def test_two_apps_keep_separate_registries() -> None:
+    """No global registry: each Metrics counts only what it observed."""
+    one, two = Metrics(), Metrics()
+    one.observe("config.reloaded", {})
+    assert value(rendered(one), "complete_bridge_config_reloads_total", result="applied") == 1
+    assert value(rendered(two), "complete_bridge_config_reloads_total", result="applied") == 0
+
+
+# Through the app
+
+
+STREAM = b"".join(
+    f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
+    for kind, data in [
+        ("message_start", {"message": {"id": "msg_9", "usage": {"input_tokens": 3}}}),
+        ("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+        ("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
+        ("message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}}),
+        ("message_stop", {}),
+    ]
+)
+
+
+def scripted(request: httpx.Request) -> httpx.Response:
+    """The upstream: OK, a stream, or a 529, as the request's prompt asks."""
+    if request.url.path != "/v1/messages":
+        return httpx.Response(200, json={"data": []})
+    body = json.loads(request.content)
+    if body["messages"][-1]["content"] == "overload":
+        error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+        return httpx.Response(529, json=error)
+    if body.get("stream"):
+        return httpx.Response(200, content=STREAM, headers={"content-type": "text/event-stream"})
+    return httpx.Response(200, json=message())
+
+
+async def test_metrics_endpoint_counts_what_the_app_served(tmp_path) -> None:
+    """After an OK call, a stream, an upstream 529, a bad prompt and a pass-through call,
+    GET /metrics (with no client key, though keys are required) shows each of them."""
+    (tmp_path / "keys").write_text("sk-ant-test\n")
+    settings = Settings(
+        upstream_url="http://upstream.test", client_keys=f"file:{tmp_path / 'keys'}"
+    )
+    app = create_app(settings, transport=httpx.MockTransport(scripted))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as client:
+        calls = [
+            legacy_body(tags={"team": "a"}),
+            legacy_body(stream=True),
+            legacy_body(prompt="\n\nHuman: overload\n\nAssistant:"),
+            legacy_body(prompt="no turns at all"),
+        ]
+        statuses = [
+            (await client.post("/v1/complete", json=body, headers=V2)).status_code for body in calls
+        ]
+        assert statuses == [200, 200, 529, 400]
+        assert (await client.get("/v1/models", headers=V2)).status_code == 200
+        assert (await client.get("/v1/models")).status_code == 401
+        response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    s = scrape(response.text)
+
+    def requests(stream: str, status: str) -> float:
+        labels = {**ROUTE, "mode": "translate", "format": "v2", "stream": stream}
+        return value(s, "complete_bridge_requests_total", **labels, status=status)
+
+    assert (requests("false", "200"), requests("true", "200")) == (1, 1)
+    assert (requests("false", "529"), requests("false", "400")) == (1, 1)
+    errors = {**ROUTE, "mode": "translate"}
+    assert value(s, "complete_bridge_errors_total", **errors, error_type="overloaded_error") == 1
+    assert (
+        value(s, "complete_bridge_errors_total", **errors, error_type="invalid_request_error") == 1
+    )
+    assert value(s, "complete_bridge_tokens_total", **ROUTE, direction="input") == 12 + 3
+    assert value(s, "complete_bridge_tokens_total", **ROUTE, direction="output") == 5 + 2
+    assert value(s, "complete_bridge_adaptations_total", **ROUTE, kind="dropped_field") == 1
+    for histogram in ("request_duration_seconds", "time_to_first_byte_seconds"):
+        name = f"complete_bridge_{histogram}_count"
+        assert value(s, name, **TIMED) == 3
+        assert value(s, name, **{**TIMED, "stream": "true"}) == 1
+    passthrough = "complete_bridge_passthrough_requests_total"
+    assert value(s, passthrough, method="GET", status_class="2xx") == 1
+    assert value(s, passthrough, method="GET", status_class="4xx") == 1
+    assert (
+        value(s, "complete_bridge_passthrough_requests_total", method="GET", status_class="none")
+        == 0
+    )
+
+
+async def test_a_real_bridge_process_serves_metrics(tmp_path) -> None:
+    """A `complete-bridge serve` process counts a call it translated and serves /metrics."""
+    async with (
+        serving(create_fake_upstream()) as upstream_url,
+        bridge_process(upstream_url, tmp_path / "bridge.log") as bridge,
+        httpx.AsyncClient(base_url=bridge.url, timeout=10) as client,
+    ):
+        body = legacy_body(prompt="\n\nHuman: SAY one two three\n\nAssistant:")
+        answer = await client.post("/v1/complete", json=body, headers=V2)
+        assert answer.status_code == 200
+        s = scrape((await client.get("/metrics")).text)
+    labels = {**ROUTE, "mode": "translate", "format": "v2", "stream": "false", "status": "200"}
+    assert value(s, "complete_bridge_requests_total", **labels) == 1
+    assert value(s, "complete_bridge_tokens_total", **ROUTE, direction="output") == 3
+    assert value(s, "complete_bridge_request_duration_seconds_count", **TIMED) == 1
