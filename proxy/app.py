@@ -1,8 +1,10 @@
 """create_app: the one place the bridge is assembled. No module-level state."""
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import structlog
@@ -11,10 +13,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from proxy.access import Access
 from proxy.config import Settings
 from proxy.handlers import Bridge, CompleteEndpoint, PassthroughEndpoint
-from proxy.upstream import Upstream
+from proxy.metrics import Metrics
+from proxy.reload import Reloader
+from proxy.runtime import Runtime, UpstreamPool
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -40,18 +43,31 @@ def create_app(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     environ: Mapping[str, str] | None = None,
+    reload: Callable[[], Settings] | None = None,
+    config_path: Path | None = None,
 ) -> Starlette:
     """The bridge as an ASGI app; `transport` replaces the network (tests, demo);
-    `environ` is where `env:` secret references are looked up."""
-    access = Access.load(settings, environ or {})
-    bridge = Bridge(settings=settings, upstream=Upstream(settings, transport), access=access)
+    `environ` is where `env:` secret references are looked up. With `reload` (which
+    reads the settings again), the config is reloaded on SIGHUP and when the file at
+    `config_path` changes."""
+    environ = environ or {}
+    pool = UpstreamPool(transport)
+    bridge = Bridge(Runtime(settings, environ, pool, generation=1), pool, Metrics())
+    reloader = None if reload is None else Reloader(bridge, reload, environ, config_path)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pool.open()
+        watcher = None
+        if reloader is not None:
+            watcher = asyncio.get_running_loop().create_task(reloader.watch(), name="reload")
         try:
             yield
         finally:
-            await bridge.upstream.aclose()
+            if watcher is not None:
+                watcher.cancel()
+            await bridge.shadows.aclose()
+            await pool.aclose()
             structlog.get_logger("complete-bridge").info("bridge.stopped")
 
     app = Starlette(
@@ -59,9 +75,12 @@ def create_app(
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
             Route("/v1/complete", CompleteEndpoint(bridge), methods=["POST"]),
+            Route("/metrics", bridge.metrics.endpoint, methods=["GET"]),
             Mount("", app=PassthroughEndpoint(bridge)),
         ],
         lifespan=lifespan,
     )
     app.state.readiness = Readiness()
+    app.state.bridge = bridge
+    app.state.reloader = reloader
     return app

@@ -3,6 +3,7 @@ environment). Sources in rising precedence: defaults, the TOML file, BRIDGE_* va
 command-line flags. A bad value fails naming its key and the value."""
 
 import math
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy.models import Capabilities, ModelTable
+from proxy.routes import Route, RouteError, parse_routes
 
 DEMO_UPSTREAM = "demo:"
 
@@ -37,7 +39,9 @@ class Settings:
     log_format: str = "auto"
     client_keys: str = ""
     upstream_key: str = ""
+    force_mode: str = ""  # the kill switch: translate or passthrough for every call
     models: ModelTable = field(default_factory=ModelTable)
+    routes: tuple[Route, ...] = ()
 
 
 def _url(value: Any) -> str:
@@ -105,6 +109,13 @@ def _log_format(value: Any) -> str:
     return str(value)
 
 
+def _force_mode(value: Any) -> str:
+    """translate, passthrough, or "" (off: routes decide)"""
+    if value not in ("", "translate", "passthrough"):
+        raise ValueError
+    return str(value)
+
+
 def _host(value: Any) -> str:
     """a host name or address"""
     if not isinstance(value, str) or not value.strip():
@@ -130,9 +141,19 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "log_format": _log_format,
     "client_keys": _reference,
     "upstream_key": _reference,
+    "force_mode": _force_mode,
 }
 KEYS = tuple(_PARSERS)
-assert set(KEYS) == {f.name for f in fields(Settings)} - {"models"}
+assert set(KEYS) == {f.name for f in fields(Settings)} - {"models", "routes"}
+
+
+def check_value(key: str, raw: Any) -> Any:
+    """`raw` parsed as setting `key`; ValueError saying what was expected."""
+    parser = _PARSERS[key]
+    try:
+        return parser(raw)
+    except (ValueError, TypeError, KeyError):
+        raise ValueError(f"expected {parser.__doc__ or 'a valid value'}, got {raw!r}") from None
 
 
 def env_name(key: str) -> str:
@@ -161,7 +182,8 @@ def from_environ(settings: Settings, environ: Mapping[str, str]) -> Settings:
 
 def from_file(settings: Settings, path: Path) -> Settings:
     try:
-        values = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        values = tomllib.loads(text)
     except OSError as exc:
         raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -170,10 +192,39 @@ def from_file(settings: Settings, path: Path) -> Settings:
     def name(key: str) -> str:
         return f"{key} (in {path})"
 
-    models = model_table(
-        settings.models, values.pop("aliases", {}), values.pop("capabilities", {}), name
-    )
-    return replace(apply(settings, values, name), models=models)
+    try:
+        models = model_table(
+            settings.models, values.pop("aliases", {}), values.pop("capabilities", {}), name
+        )
+        routes = parse_routes(values.pop("routes", []), check_value)
+        return replace(apply(settings, values, name), models=models, routes=routes)
+    except RouteError as exc:
+        raise ConfigError(_at_line(f"{exc} (in {path})", text, path)) from None
+    except ConfigError as exc:
+        raise ConfigError(_at_line(str(exc), text, path)) from None
+
+
+def _at_line(message: str, text: str, path: Path) -> str:
+    """`message`, led by `path:line:` where the line it names can be found."""
+    lines = text.splitlines()
+    line = None
+    if found := re.match(
+        r"routes #(\d+)[^:]*: (?:(?:primary|secondary|match): )?([\w.]+)", message
+    ):
+        headers = [n for n, row in enumerate(lines) if re.match(r"\s*\[\[routes\]\]", row)]
+        number, key = int(found[1]), found[2].rpartition(".")[2]
+        if number <= len(headers):
+            start = headers[number - 1]
+            end = headers[number] if number < len(headers) else len(lines)
+            keyed = [n for n in range(start, end) if re.search(rf"\b{key}\s*=", lines[n])]
+            line = (keyed[0] if keyed else start) + 1
+    elif found := re.match(r"([\w.]+) \(in ", message):
+        key = found[1].rpartition(".")[2]
+        keyed = [n for n, row in enumerate(lines) if re.match(rf"\s*{key}\s*=", row)]
+        line = keyed[0] + 1 if keyed else None
+    if line is None:
+        return message
+    return f"{path}:{line}: " + message.replace(f" (in {path})", "")
 
 
 def model_table(

@@ -4,6 +4,7 @@ Each request ends in one canonical log line. A client that hangs up cancels the 
 which closes the upstream request at once (nobody pays for tokens no one will read).
 """
 
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,19 +13,24 @@ import structlog
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from proxy.access import Access
+from proxy.access import presented_key
 from proxy.config import Settings
 from proxy.downstream import JSON, Client, ClientGone, refuse_declared_over
 from proxy.errors import (
     BadUpstreamResponse,
     BridgeError,
     InvalidRequest,
+    RequestTooLarge,
     Unauthorized,
     error_type_for_status,
 )
+from proxy.metrics import Metrics
+from proxy.routes import Call, Choice, choose, fingerprint
+from proxy.runtime import Runtime, Target, UpstreamPool
+from proxy.shadow import Capture, Shadows
 from proxy.translate.request import Translation, translate_request
 from proxy.translate.response import dumps, error_envelope, message_to_completion
-from proxy.translate.stream import CompletionStream
+from proxy.translate.stream import CompletionStream, Phase
 from proxy.upstream import (
     Answer,
     RawHeaders,
@@ -44,38 +50,85 @@ INTERNAL: ErrorDetail = {
 }
 
 
-@dataclass(frozen=True, slots=True)
 class Bridge:
-    """What every endpoint shares; built once by create_app."""
+    """What every endpoint shares; built once by create_app. `runtime` (the config in
+    force) is replaced whole on reload: each request keeps the one it started with."""
 
-    settings: Settings
-    upstream: Upstream
-    access: Access
+    def __init__(self, runtime: Runtime, pool: UpstreamPool, metrics: Metrics) -> None:
+        self.runtime = runtime
+        self.pool = pool
+        self.metrics = metrics
+        self.log = structlog.get_logger("complete-bridge")
+        self.shadows = Shadows(self.record)
 
-    def admit(self, headers: Headers) -> None:
-        if not self.access.admits(headers.raw):
-            raise Unauthorized("invalid x-api-key")
+    def record(self, event: str, facts: dict[str, Any]) -> None:
+        """The canonical log line of `event`, and the metrics it feeds."""
+        self.log.info(event, **facts)
+        self.metrics.observe(event, facts)
+
+
+def admit(runtime: Runtime, headers: Headers) -> None:
+    if not runtime.access.admits(headers.raw):
+        raise Unauthorized("invalid x-api-key")
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One legacy call on its way: who asked, on which config, answered by which arm."""
+
+    client: Client
+    headers: Headers
+    runtime: Runtime
+    facts: dict[str, Any]
+    target: Target
+    capture: Capture | None  # when the call is shadowed: the primary's answer
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def v1(self) -> bool:
+        return bool(self.facts["format"] == "v1")
 
 
 class CompleteEndpoint:
-    """`POST /v1/complete`, translated to `POST /v1/messages`."""
+    """`POST /v1/complete`: routed, then translated to `POST /v1/messages` or passed on
+    as it came to an upstream that still serves it."""
 
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
         self.log = structlog.get_logger("complete-bridge")
+        self._random = random.Random()  # noqa: S311 (shadow sampling, not secrets)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime = self.bridge.runtime
         client = Client(receive, send)
         headers = Headers(scope=scope)
         version = headers.get("anthropic-version")
         facts: dict[str, Any] = {"format": "v1" if version in (None, "2023-01-01") else "v2"}
+        shadow = None
+        runtime.active += 1
         try:
-            self.bridge.admit(headers)
-            translation = await self._read(client, headers)
-            facts.update(_request_facts(translation))
-            await client.until_disconnect(
-                lambda: self._forward(client, headers, translation, facts)
-            )
+            admit(runtime, headers)
+            body, raw = await self._read(client, headers, runtime)
+            choice, target = self._route(runtime, headers, body, facts)
+            if len(raw) > target.max_body_bytes:
+                limit = target.max_body_bytes
+                raise RequestTooLarge(f"request body is larger than the limit of {limit} bytes")
+            capture = None if choice.shadow is None else Capture(runtime.settings.max_body_bytes)
+            ex = Exchange(client, headers, runtime, facts, target, capture)
+            if target.mode == "translate":
+                models = runtime.settings.models
+                translation = translate_request(body, models, target=target.model)
+                facts.update(_request_facts(translation))
+                await client.until_disconnect(lambda: self._forward(ex, translation))
+            else:
+                facts.update(_legacy_facts(body, target))
+                await client.until_disconnect(lambda: self._pass_on(ex, body, raw))
+            if choice.shadow is not None and capture is not None:
+                answer = capture.answer(bool(body.get("stream")))
+                shadow = None if answer is None else (choice.shadow, body, answer)
         except ClientGone:
             pass
         except BridgeError as exc:
@@ -87,65 +140,95 @@ class CompleteEndpoint:
             if client.status is None:
                 await client.error(BridgeError(INTERNAL["message"]))
         finally:
-            self.log.info(
+            runtime.active -= 1
+            self.bridge.record(
                 "complete",
-                status=client.status,
-                client_disconnected=client.disconnected,
-                **facts,
-                **client.timings(),
+                {
+                    "status": client.status,
+                    "client_disconnected": client.disconnected,
+                    **facts,
+                    **client.timings(),
+                },
             )
+        if shadow is not None and not facts.get("error_type"):
+            arm, body, answer = shadow
+            target = runtime.target(arm)
+            facts = _shadow_facts(facts, arm.mode)
+            self.bridge.shadows.start(runtime, target, body, headers.raw, answer, facts)
 
-    async def _read(self, client: Client, headers: Headers) -> Translation:
-        limit = self.bridge.settings.max_body_bytes
+    async def _read(
+        self, client: Client, headers: Headers, runtime: Runtime
+    ) -> tuple[dict[str, Any], bytes]:
+        """The body, as JSON and as sent; at most the largest limit of any arm (each
+        arm then holds the call to its own)."""
+        limit = runtime.max_body_bytes
         refuse_declared_over(headers, limit)
         raw = await client.read_body(limit)
         try:
             body = orjson.loads(raw)
         except ValueError as exc:  # also nesting past 1024 levels, and unpaired surrogates
             raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
-        return translate_request(body, self.bridge.settings.models)
+        if not isinstance(body, dict):
+            raise InvalidRequest("request body must be a JSON object")
+        return body, raw
 
-    async def _forward(
-        self, client: Client, headers: Headers, translation: Translation, facts: dict[str, Any]
-    ) -> None:
-        outbound = self.bridge.access.outbound(translated_headers(headers.raw))
-        response = await self.bridge.upstream.send(
+    def _route(
+        self, runtime: Runtime, headers: Headers, body: dict[str, Any], facts: dict[str, Any]
+    ) -> tuple[Choice, Target]:
+        metadata = body.get("metadata")
+        user = metadata.get("user_id") if isinstance(metadata, dict) else None
+        model = body.get("model")
+        call = Call(
+            model=model if isinstance(model, str) else "",
+            caller=fingerprint(presented_key(headers.raw)),
+            user=user if isinstance(user, str) else None,
+            headers=headers,
+        )
+        sample = self._random.random() * 100
+        choice = choose(runtime.routes, call, runtime.settings.force_mode, sample)
+        target = runtime.target(choice.arm)
+        facts.update(
+            route=choice.route.name, arm=choice.arm_name, mode=target.mode, caller=call.caller
+        )
+        return choice, target
+
+    async def _forward(self, ex: Exchange, translation: Translation) -> None:
+        target = ex.target
+        outbound = target.outbound(translated_headers(ex.headers.raw))
+        response = await target.upstream.send(
             "POST", "/v1/messages", outbound, dumps(translation.body)
         )
         try:
-            facts["upstream_status"] = response.status_code
-            facts["request_id"] = response.headers.get("request-id")
+            ex.facts["upstream_status"] = response.status_code
+            ex.facts["request_id"] = response.headers.get("request-id")
             relayed = relayed_headers(response.raw_headers)
             if response.status_code != 200:
-                await _relay_error(client, self.bridge.upstream, response, relayed)
+                ex.facts["error_type"] = error_type_for_status(response.status_code)
+                await _relay_error(ex.client, target.upstream, response, relayed)
             elif translation.stream:
-                await self._stream(client, response, relayed, translation, facts)
+                await self._stream(ex, response, relayed, translation)
             else:
-                await self._whole(client, response, relayed, translation, facts)
+                await self._whole(ex, response, relayed, translation)
         finally:
             await closing(response)
 
-    def _model(self, translation: Translation) -> str:
-        if self.bridge.settings.echo_model:
+    def _model(self, ex: Exchange, translation: Translation) -> str:
+        if ex.settings.echo_model:
             return translation.legacy_model
         return translation.body["model"]
 
     async def _whole(
-        self,
-        client: Client,
-        response: Answer,
-        relayed: RawHeaders,
-        translation: Translation,
-        facts: dict[str, Any],
+        self, ex: Exchange, response: Answer, relayed: RawHeaders, translation: Translation
     ) -> None:
+        facts = ex.facts
         try:
-            message = orjson.loads(await self.bridge.upstream.read_all(response))
+            message = orjson.loads(await ex.target.upstream.read_all(response))
             body = message_to_completion(
                 message,
-                model=self._model(translation),
+                model=self._model(ex, translation),
                 prefill=translation.conversation.prefill is not None,
                 local_stops=translation.local_stops,
-                v1=facts["format"] == "v1",
+                v1=ex.v1,
             )
             usage = message.get("usage") or {}
             facts.update(
@@ -156,34 +239,32 @@ class CompleteEndpoint:
         except (ValueError, AttributeError, TypeError):
             raise BadUpstreamResponse("upstream sent a response the bridge cannot read") from None
         facts.update(stop_reason=body["stop_reason"], stop=body["stop"])
-        if self.bridge.settings.log_text:
+        if ex.settings.log_text:
             facts.update(prompt=translation.prompt, completion=body["completion"])
+        if ex.capture is not None:
+            ex.capture.set(body["completion"], body["stop_reason"])
         tokens = [
             (f"x-bridge-{kind}-tokens".encode(), str(usage[f"{kind}_tokens"]).encode())
             for kind in ("input", "output")
             if isinstance(usage.get(f"{kind}_tokens"), int)
         ]
-        await client.respond(200, [JSON, *relayed, *tokens], dumps(body))
+        await ex.client.respond(200, [JSON, *relayed, *tokens], dumps(body))
 
     async def _stream(
-        self,
-        client: Client,
-        response: Answer,
-        relayed: RawHeaders,
-        translation: Translation,
-        facts: dict[str, Any],
+        self, ex: Exchange, response: Answer, relayed: RawHeaders, translation: Translation
     ) -> None:
+        client, upstream = ex.client, ex.target.upstream
         stream = CompletionStream(
-            model=self._model(translation),
-            v1=facts["format"] == "v1",
+            model=self._model(ex, translation),
+            v1=ex.v1,
             prefill=translation.conversation.prefill is not None,
             local_stops=translation.local_stops,
-            keep_text=self.bridge.settings.log_text,
-            max_event_bytes=self.bridge.settings.max_body_bytes,
+            keep_text=ex.settings.log_text or ex.capture is not None,
+            max_event_bytes=ex.settings.max_body_bytes,
         )
         await client.start(200, [SSE, NO_CACHE, *relayed])
         try:
-            async for chunk in self.bridge.upstream.chunks(response):
+            async for chunk in upstream.chunks(response):
                 out = stream.feed(chunk)
                 if out:
                     await client.write(out)
@@ -197,7 +278,7 @@ class CompleteEndpoint:
             self.log.exception("complete.stream_internal_error")
             await client.write(stream.fail(INTERNAL))
         finally:
-            facts.update(
+            ex.facts.update(
                 upstream_stop_reason=stream.upstream_stop_reason,
                 stop_reason=stream.stop_reason,
                 stop=stream.stop,
@@ -205,9 +286,56 @@ class CompleteEndpoint:
                 output_tokens=stream.output_tokens,
                 error_type=stream.error["type"] if stream.error else None,
             )
-            if self.bridge.settings.log_text:
-                facts.update(prompt=translation.prompt, completion=stream.text)
+            if ex.settings.log_text:
+                ex.facts.update(prompt=translation.prompt, completion=stream.text)
+        if ex.capture is not None and stream.phase is Phase.FINISHED:
+            ex.capture.set(stream.text, stream.stop_reason)
         await client.write(b"", more=False)
+
+    async def _pass_on(self, ex: Exchange, body: dict[str, Any], raw: bytes) -> None:
+        """The legacy call as it came (but for a route's model) to the arm's upstream's
+        /v1/complete; its answer relayed as it comes."""
+        target, client = ex.target, ex.client
+        content = raw if target.model is None else dumps({**body, "model": target.model})
+        kept = [
+            (name, value)
+            for name, value in passthrough_headers(ex.headers.raw)
+            if name.lower() != b"content-length"  # the transport sets it for what is sent
+        ]
+        response = await target.upstream.send(
+            "POST", "/v1/complete", target.outbound(kept), content, raw=True
+        )
+        ex.facts["upstream_status"] = response.status_code
+        ex.facts["request_id"] = response.headers.get("request-id")
+        if response.status_code >= 400:
+            ex.facts["error_type"] = error_type_for_status(response.status_code)
+        capture = ex.capture if "content-encoding" not in response.headers else None
+        await relay(client, target.upstream, response, self.log, capture)
+
+
+async def relay(
+    client: Client,
+    upstream: Upstream,
+    response: Answer,
+    log: Any,
+    capture: Capture | None = None,
+) -> None:
+    """An upstream answer to the client as it comes, headers and body, unchanged."""
+    try:
+        await client.start(response.status_code, passthrough_headers(response.raw_headers))
+        async for chunk in upstream.chunks(response):
+            if capture is not None:
+                capture.add(chunk)
+            await client.write(chunk)
+        await client.write(b"", more=False)
+    except BridgeError as exc:
+        if client.status is None:
+            raise
+        # Headers are out: returning without finishing the body makes the server close
+        # the connection, so the client sees a cut body, never a clean end.
+        log.warning("passthrough.upstream_cut", error=exc.message)
+    finally:
+        await closing(response)
 
 
 async def _relay_error(
@@ -240,6 +368,26 @@ def _request_facts(translation: Translation) -> dict[str, Any]:
     }
 
 
+def _legacy_facts(body: dict[str, Any], target: Target) -> dict[str, Any]:
+    """What the log says of a call passed on as it came (nothing of it is parsed)."""
+    model = body.get("model")
+    return {
+        "legacy_model": model,
+        "upstream_model": target.model or model,
+        "stream": bool(body.get("stream")),
+        "adaptations": [],
+    }
+
+
+def _shadow_facts(facts: dict[str, Any], mode: str) -> dict[str, Any]:
+    keys = ("route", "caller", "legacy_model", "format", "stream")
+    return {
+        **{key: facts.get(key) for key in keys},
+        "primary_mode": facts.get("mode"),
+        "secondary_mode": mode,
+    }
+
+
 class PassthroughEndpoint:
     """Every other path goes to the upstream unchanged, streamed both ways."""
 
@@ -248,42 +396,32 @@ class PassthroughEndpoint:
         self.log = structlog.get_logger("complete-bridge")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime = self.bridge.runtime
         client = Client(receive, send)
         path = scope.get("raw_path") or scope["path"].encode()
         target = path.decode("latin-1")
         if scope.get("query_string"):
             target += "?" + scope["query_string"].decode("latin-1")
         headers = Headers(scope=scope)
-        forwarded = self.bridge.access.outbound(passthrough_headers(headers.raw))
-        limit = self.bridge.settings.max_body_bytes
+        forwarded = runtime.access.outbound(passthrough_headers(headers.raw))
+        limit = runtime.settings.max_body_bytes
         streamed = "content-length" in headers or "transfer-encoding" in headers
 
         async def forward() -> None:
             content = client.body_chunks(limit) if streamed else await client.read_body(limit)
             try:
-                response = await self.bridge.upstream.send(
+                response = await runtime.upstream.send(
                     scope["method"], target, forwarded, content, raw=True
                 )
             except BridgeError:
                 # The upstream client reads a streamed body: what stopped it may be ours.
                 client.raise_body_failure()
                 raise
-            try:
-                await client.start(response.status_code, passthrough_headers(response.raw_headers))
-                async for chunk in self.bridge.upstream.chunks(response):
-                    await client.write(chunk)
-                await client.write(b"", more=False)
-            except BridgeError as exc:
-                if client.status is None:
-                    raise
-                # Headers are out: returning without finishing the body makes the server
-                # close the connection, so the client sees a cut body, never a clean end.
-                self.log.warning("passthrough.upstream_cut", error=exc.message)
-            finally:
-                await closing(response)
+            await relay(client, runtime.upstream, response, self.log)
 
+        runtime.active += 1
         try:
-            self.bridge.admit(headers)
+            admit(runtime, headers)
             if not target.startswith("/"):  # the upstream host is only ever the configured one
                 raise InvalidRequest("the request target must be a path")
             refuse_declared_over(headers, limit)
@@ -294,11 +432,14 @@ class PassthroughEndpoint:
             if client.status is None:
                 await client.error(exc)
         finally:
-            self.log.info(
+            runtime.active -= 1
+            self.bridge.record(
                 "passthrough",
-                method=scope["method"],
-                path=scope["path"],
-                status=client.status,
-                client_disconnected=client.disconnected,
-                **client.timings(),
+                {
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": client.status,
+                    "client_disconnected": client.disconnected,
+                    **client.timings(),
+                },
             )

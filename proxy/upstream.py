@@ -153,14 +153,16 @@ class Upstream:
     def __init__(
         self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
-        base_url = settings.upstream_url
+        base_url, owned = settings.upstream_url, None
         if base_url == DEMO_UPSTREAM:
             from proxy.demo import DemoTransport
 
-            base_url, transport = "http://demo.invalid", transport or DemoTransport()
+            owned = None if transport else DemoTransport()
+            base_url, transport = "http://demo.invalid", transport or owned
         self.url = base_url
         self.settings = settings
-        self._transport = transport
+        self._transport = transport  # a transport given is its giver's to close
+        self._owned_transport = owned
         self._session: aiohttp.ClientSession | None = None
         # The connection (and the wait for a pooled one) is timed by aiohttp; the first
         # byte and the gaps between bytes are timed here, each on its own clock.
@@ -178,6 +180,12 @@ class Upstream:
         self._budget = RetryBudget(settings.retry_budget)
         self._random = random.Random()  # noqa: S311 (jitter, not secrets)
         self._log = structlog.get_logger("complete-bridge")
+
+    def open(self) -> None:
+        """Make the network client now (at startup), not on the first request: loading
+        the CA bundle takes tens of ms."""
+        if self._transport is None:
+            self._client()
 
     def _client(self) -> aiohttp.ClientSession:
         """aiohttp's session, made on first use, inside the running loop."""
@@ -317,5 +325,5 @@ class Upstream:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
-        if self._transport is not None:
-            await self._transport.aclose()
+        if self._owned_transport is not None:
+            await self._owned_transport.aclose()

@@ -62,13 +62,13 @@ def test_toml_file(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("port = true", "port (in {path}): expected an integer from 1 to 65535, got True"),
-        ("prot = 1", "prot (in {path}): unknown setting (known: upstream_url, host"),
+        ("port = true", "{path}:1: port: expected an integer from 1 to 65535, got True"),
+        ("\nprot = 1", "{path}:2: prot: unknown setting (known: upstream_url, host"),
         ("port = ", "config file {path}: not valid TOML"),
     ],
 )
 def test_bad_toml(tmp_path, text, message):
-    """File errors name the file and the key."""
+    """File errors name the file, the line and the key."""
     path = tmp_path / "bridge.toml"
     path.write_text(text)
     with pytest.raises(ConfigError) as caught:
@@ -109,9 +109,9 @@ def test_model_table_in_the_file(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("aliases = 3", "aliases (in {path}): expected a table of pattern"),
+        ("aliases = 3", "{path}:1: aliases: expected a table of pattern"),
         ('[aliases]\n"a" = 1', "aliases (in {path}): expected a table of pattern"),
-        ("capabilities = 3", "capabilities (in {path}): expected [capabilities.MODEL] tables"),
+        ("capabilities = 3", "{path}:1: capabilities: expected [capabilities.MODEL] tables"),
         ("[capabilities.m]\nprefill = true", "capabilities.m (in {path}): expected a table with"),
         (
             "[capabilities.m]\nmax_output = 0",

@@ -31,8 +31,9 @@ class Translation:
         return self.body.get("stream", False)
 
 
-def translate_request(body: Any, models: ModelTable) -> Translation:
-    """Validate a legacy body and build its Messages body; 400 with what to fix."""
+def translate_request(body: Any, models: ModelTable, target: str | None = None) -> Translation:
+    """Validate a legacy body and build its Messages body; 400 with what to fix.
+    `target` names the model to ask instead of the one the model table gives."""
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
     model = _required(body, "model", str, "a string")
@@ -43,7 +44,7 @@ def translate_request(body: Any, models: ModelTable) -> Translation:
     conversation = parse_prompt(prompt)
 
     adaptations = [f"dropped_field:{name}" for name in body if name not in LEGACY_FIELDS]
-    target = models.resolve(model)
+    target = target or models.resolve(model)
     caps = models.capabilities_of(target)
     if caps is not None and max_tokens > caps.max_output:
         adaptations.append(f"capped_max_tokens:{max_tokens}->{caps.max_output}")

@@ -51,6 +51,12 @@ def test_model_aliases(legacy, target):
     assert translate(model=legacy).body["model"] == target
 
 
+def test_a_route_target_replaces_the_model_table():
+    """A route's `model` is asked instead of the table's; the legacy name is kept."""
+    t = translate_request(legacy_body(model="claude-instant-1"), MODELS, target="claude-opus-5")
+    assert (t.body["model"], t.legacy_model) == ("claude-opus-5", "claude-instant-1")
+
+
 def test_every_default_alias_target_accepts_everything_a_legacy_prompt_carries():
     """The default targets have capability entries and accept prefill."""
     for _, target in MODELS.aliases:

@@ -1,0 +1,97 @@
+"""Hot reload: on SIGHUP, or when the config file changes, the config is read again,
+checked, and swapped in whole. A config that does not load is refused with a log line
+and the one in force stays. Requests in flight finish on the config they started with;
+upstream clients only the old configs used are closed once their requests are done.
+"""
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import structlog
+
+from proxy.config import ConfigError, Settings
+from proxy.handlers import Bridge
+from proxy.runtime import Runtime
+
+POLL_SECONDS = 1.0
+
+
+class Reloader:
+    def __init__(
+        self,
+        bridge: Bridge,
+        load: Callable[[], Settings],
+        environ: Mapping[str, str],
+        path: Path | None,
+    ) -> None:
+        self.bridge = bridge
+        self.load = load
+        self.environ = environ
+        self.path = path
+        self.retiring: list[Runtime] = []  # older configs with requests still running
+        self._stamp = self._file_stamp()
+        self._log = structlog.get_logger("complete-bridge")
+
+    def reload(self, source: str) -> bool:
+        """Read, check and swap in the config; False (and the old one kept) if it fails."""
+        old = self.bridge.runtime
+        try:
+            runtime = Runtime(self.load(), self.environ, self.bridge.pool, old.generation + 1)
+        except ConfigError as exc:
+            self._log.error("config.rejected", source=source, error=str(exc))
+            self.bridge.metrics.observe("config.rejected", {"source": source})
+            return False
+        if _restart_only(old.settings) != _restart_only(runtime.settings):
+            self._log.warning(
+                "config.needs_restart",
+                hint="host, port, log_format and drain_timeout take effect on restart",
+            )
+        self.bridge.runtime = runtime
+        self.retiring.append(old)
+        facts = {
+            "generation": runtime.generation,
+            "source": source,
+            "routes": [route.name for route in runtime.routes],
+            "force_mode": runtime.settings.force_mode or None,
+        }
+        self.bridge.record("config.reloaded", facts)
+        return True
+
+    async def watch(self) -> None:
+        """Every POLL_SECONDS: reload if the file changed; close the upstream clients no
+        live config uses. Runs until cancelled."""
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on every platform
+            loop.add_signal_handler(signal.SIGHUP, self.reload, "sighup")
+        try:
+            while True:
+                await asyncio.sleep(POLL_SECONDS)
+                stamp = self._file_stamp()
+                if stamp != self._stamp:
+                    self._stamp = stamp
+                    if stamp is not None:  # a file being replaced may be missing a moment
+                        self.reload("file")
+                await self.sweep()
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGHUP)
+
+    async def sweep(self) -> None:
+        self.retiring = [runtime for runtime in self.retiring if runtime.active]
+        await self.bridge.pool.close_unused([self.bridge.runtime, *self.retiring])
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        if self.path is None:
+            return None
+        try:
+            status = self.path.stat()
+        except OSError:
+            return None
+        return status.st_mtime_ns, status.st_size
+
+
+def _restart_only(settings: Settings) -> tuple[object, ...]:
+    return settings.host, settings.port, settings.log_format, settings.drain_timeout

@@ -1,0 +1,199 @@
+"""Shadow calls: a sample of a route's calls also goes to its secondary arm, in the
+background once the primary has answered, and the two answers are compared in a
+`shadow` log line. A shadow never delays or fails the client's call: it starts after
+the answer is out, at most `MAX_SHADOWS` run at once (more are skipped, and counted),
+and its failures are logged, not raised.
+"""
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import structlog
+
+from proxy.errors import BadUpstreamResponse, BridgeError, error_type_for_status
+from proxy.runtime import Runtime, Target
+from proxy.translate.request import translate_request
+from proxy.translate.response import dumps, message_to_completion
+from proxy.translate.sse import SSEDecoder
+from proxy.upstream import RawHeaders, closing, passthrough_headers, translated_headers
+
+MAX_SHADOWS = 64
+
+
+@dataclass(slots=True)
+class Capture:
+    """What the primary answered, kept for the comparison: its text and stop reason,
+    or (pass-through) the bytes it relayed, up to a limit."""
+
+    limit: int
+    text: str | None = None
+    stop_reason: str | None = None
+    parts: list[bytes] = field(default_factory=list)
+    size: int = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size <= self.limit:
+            self.parts.append(chunk)
+
+    def set(self, text: str, stop_reason: str | None) -> None:
+        self.text, self.stop_reason = text, stop_reason
+
+    def answer(self, stream: bool) -> tuple[str, str | None] | None:
+        """(text, stop reason), or None when the primary gave no whole answer."""
+        if self.text is not None:
+            return self.text, self.stop_reason
+        if not self.parts or self.size > self.limit:
+            return None
+        return legacy_answer(b"".join(self.parts), stream)
+
+
+def legacy_answer(body: bytes, stream: bool) -> tuple[str, str | None] | None:
+    """The text and stop reason of a legacy answer: a JSON body, or a v1 or v2 stream."""
+    try:
+        if not stream:
+            data = orjson.loads(body)
+            return str(data["completion"]), data.get("stop_reason")
+        decoder = SSEDecoder()
+        events = [*decoder.decode(body), *decoder.flush()]
+        text, stop = "", None
+        for event in events:
+            if event.data == "[DONE]" or event.event == "ping":
+                continue
+            data = orjson.loads(event.data)
+            if data.get("type") != "completion":
+                return None  # an error: no whole answer
+            # v2 events carry the new text; v1 lines the whole text so far.
+            text = text + data["completion"] if event.event == "completion" else data["completion"]
+            stop = data.get("stop_reason")
+        return (text, stop) if stop is not None else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def compare(primary: tuple[str, str | None], secondary: tuple[str, str | None]) -> dict[str, Any]:
+    """How two answers agree: stop reason, exact text, text with whitespace and case
+    normalised, and their lengths."""
+    (a, a_stop), (b, b_stop) = primary, secondary
+    return {
+        "stop_match": a_stop == b_stop,
+        "exact_match": a == b,
+        "normalised_match": _normalised(a) == _normalised(b),
+        "primary_stop_reason": a_stop,
+        "secondary_stop_reason": b_stop,
+        "primary_chars": len(a),
+        "secondary_chars": len(b),
+    }
+
+
+def _normalised(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+class Shadows:
+    """The shadow calls in flight; cancelled at shutdown."""
+
+    def __init__(self, record: Callable[[str, dict[str, Any]], None]) -> None:
+        self._record = record
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(
+        self,
+        runtime: Runtime,
+        target: Target,
+        body: dict[str, Any],
+        headers: RawHeaders,
+        primary: tuple[str, str | None],
+        facts: dict[str, Any],
+    ) -> None:
+        if len(self._tasks) >= MAX_SHADOWS:
+            self._record("shadow", {**facts, "skipped": True})
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._run(runtime, target, body, headers, primary, facts), name="shadow call"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(
+        self,
+        runtime: Runtime,
+        target: Target,
+        body: dict[str, Any],
+        headers: RawHeaders,
+        primary: tuple[str, str | None],
+        facts: dict[str, Any],
+    ) -> None:
+        started = time.perf_counter()
+        result: dict[str, Any] = {"status": None, "error_type": None}
+        runtime.active += 1
+        try:
+            status, answer = await ask(runtime, target, body, headers)
+            result["status"] = status
+            if answer is None:
+                result["error_type"] = error_type_for_status(status)
+            else:
+                result.update(compare(primary, answer))
+        except BridgeError as exc:
+            result.update(status=exc.status, error_type=exc.error_type)
+        except Exception:  # a shadow's bug is logged, never the client's problem
+            structlog.get_logger("complete-bridge").exception("shadow.internal_error")
+            result["error_type"] = "api_error"
+        finally:
+            runtime.active -= 1
+        duration = round((time.perf_counter() - started) * 1000, 2)
+        self._record("shadow", {**facts, **result, "duration_ms": duration})
+
+    @property
+    def pending(self) -> frozenset[asyncio.Task[None]]:
+        return frozenset(self._tasks)
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def ask(
+    runtime: Runtime, target: Target, body: dict[str, Any], headers: RawHeaders
+) -> tuple[int, tuple[str, str | None] | None]:
+    """The secondary arm's answer to the call, asked whole (not streamed): its status,
+    and (text, stop reason) when it answered 200."""
+    body = {**body, "stream": False}
+    upstream = target.upstream
+    if target.mode == "translate":
+        translation = translate_request(body, runtime.settings.models, target=target.model)
+        outbound = target.outbound(translated_headers(headers))
+        response = await upstream.send("POST", "/v1/messages", outbound, dumps(translation.body))
+    else:
+        if target.model:
+            body["model"] = target.model
+        kept = [(n, v) for n, v in passthrough_headers(headers) if n.lower() != b"content-length"]
+        response = await upstream.send("POST", "/v1/complete", target.outbound(kept), dumps(body))
+    try:
+        data = await upstream.read_all(response)
+        if response.status_code != 200:
+            return response.status_code, None
+        if target.mode == "passthrough":
+            answer = legacy_answer(data, stream=False)
+        else:
+            message = orjson.loads(data)
+            completion = message_to_completion(
+                message,
+                model=translation.legacy_model,
+                prefill=translation.conversation.prefill is not None,
+                local_stops=translation.local_stops,
+                v1=False,
+            )
+            answer = completion["completion"], completion["stop_reason"]
+        if answer is None:
+            raise BadUpstreamResponse("upstream sent a response the bridge cannot read")
+        return 200, answer
+    except (ValueError, AttributeError, TypeError, KeyError):
+        raise BadUpstreamResponse("upstream sent a response the bridge cannot read") from None
+    finally:
+        await closing(response)
