@@ -1,0 +1,450 @@
+"""The migration report: who still makes the legacy call, how much, how well, and what
+the bridge had to adapt, read from the bridge's own JSON log lines.
+
+`build_report(lines)` streams: memory grows with the number of distinct callers, models,
+routes, adaptation kinds and days, never with the number of lines. Durations and TTFB
+quantiles are exact (nearest rank) while a route and arm has at most `EXACT_SAMPLES`
+requests; past that they come from a fixed log-bucket histogram, within about 4.5 %.
+`Report` is plain dataclasses, so `render_json` is `asdict` as JSON.
+"""
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+
+EXACT_SAMPLES = 10_000  # per route and arm, before quantiles switch to the histogram
+BUCKETS_PER_DOUBLING = 16  # histogram resolution: 2 ** (1/16) ~ 4.4 % per bucket
+BUCKET_FLOOR_MS = 0.1
+NO_KEY = "(no key)"
+UNKNOWN = "(unknown)"  # a request refused before its model was read
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An ISO 8601 timestamp; one without a zone is UTC. ValueError if it is not one."""
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Quantiles:
+    """Exact nearest-rank quantiles up to `EXACT_SAMPLES` values, then a histogram."""
+
+    def __init__(self) -> None:
+        self.exact: list[float] | None = []
+        self.buckets: Counter[int] = Counter()
+        self.count = 0
+        self.low = math.inf
+        self.high = -math.inf
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        self.low, self.high = min(self.low, value), max(self.high, value)
+        self.buckets[self._bucket(value)] += 1
+        if self.exact is not None:
+            self.exact.append(value)
+            if len(self.exact) > EXACT_SAMPLES:
+                self.exact = None
+
+    @staticmethod
+    def _bucket(value: float) -> int:
+        if value <= BUCKET_FLOOR_MS:
+            return 0
+        return math.ceil(math.log2(value / BUCKET_FLOOR_MS) * BUCKETS_PER_DOUBLING)
+
+    def quantile(self, q: float) -> float | None:
+        if not self.count:
+            return None
+        rank = max(1, math.ceil(q * self.count))
+        if self.exact is not None:
+            return sorted(self.exact)[rank - 1]
+        seen = 0
+        for bucket in sorted(self.buckets):
+            seen += self.buckets[bucket]
+            if seen >= rank:
+                upper = BUCKET_FLOOR_MS * 2 ** (bucket / BUCKETS_PER_DOUBLING)
+                return round(min(max(upper, self.low), self.high), 2)
+        return self.high  # pragma: no cover (the buckets hold every value)
+
+
+@dataclass
+class Totals:
+    requests: int = 0
+    errors: int = 0
+    hangups: int = 0
+    streams: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    callers: int = 0
+    models: int = 0
+    error_rate: float | None = None
+
+
+@dataclass
+class CallerRow:
+    caller: str
+    requests: int
+    share: float
+    errors: int
+    last_seen: str | None
+    models: list[str]
+
+
+@dataclass
+class ModelRow:
+    legacy_model: str
+    requests: int
+    share: float
+    errors: int
+    callers: int
+    upstream_models: list[str]
+
+
+@dataclass
+class RouteRow:
+    route: str
+    arm: str
+    mode: str
+    requests: int
+    errors: int
+    error_rate: float | None
+    hangups: int
+    duration_p50_ms: float | None
+    duration_p95_ms: float | None
+    ttfb_p50_ms: float | None
+    ttfb_p95_ms: float | None
+
+
+@dataclass
+class AdaptationRow:
+    kind: str
+    requests: int
+    share: float
+    top_models: list[tuple[str, int]]
+    top_callers: list[tuple[str, int]]
+
+
+@dataclass
+class ShadowRow:
+    route: str
+    comparisons: int
+    skipped: int  # not run: too many shadows in flight
+    failed: int
+    exact: int
+    normalised: int
+    stop_match: int
+    exact_rate: float | None  # rates are over comparisons that did not fail
+    normalised_rate: float | None
+    stop_rate: float | None
+
+
+@dataclass
+class DayRow:
+    day: str
+    requests: int
+    errors: int
+
+
+@dataclass
+class Report:
+    lines: int = 0
+    skipped: int = 0  # not JSON, or JSON without an "event"
+    outside: int = 0  # events outside --since/--until
+    first: str | None = None
+    last: str | None = None
+    events: dict[str, int] = field(default_factory=dict)
+    totals: Totals = field(default_factory=Totals)
+    callers: list[CallerRow] = field(default_factory=list)
+    callers_more: int = 0
+    models: list[ModelRow] = field(default_factory=list)
+    models_more: int = 0
+    routes: list[RouteRow] = field(default_factory=list)
+    adaptations: list[AdaptationRow] = field(default_factory=list)
+    adaptations_more: int = 0
+    shadow: list[ShadowRow] = field(default_factory=list)
+    days: list[DayRow] = field(default_factory=list)
+
+
+def adaptation_kind(adaptation: str) -> str:
+    """`capped_max_tokens:100000->64000` is one kind, `capped_max_tokens`; the others
+    (`local_stop`, `dropped_field:tags`, `dropped_top_p`) are their own kind."""
+    return adaptation.split(":", 1)[0] if "->" in adaptation else adaptation
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _number(value: object) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None  # type: ignore[arg-type]
+
+
+def _str(value: object, default: str) -> str:
+    return value if isinstance(value, str) and value else default
+
+
+def _share(part: int, whole: int) -> float:
+    return round(part / whole, 4) if whole else 0.0
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+@dataclass
+class _Caller:
+    requests: int = 0
+    errors: int = 0
+    last: datetime | None = None
+    models: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class _Model:
+    requests: int = 0
+    errors: int = 0
+    callers: set[str] = field(default_factory=set)
+    upstream: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class _Route:
+    requests: int = 0
+    errors: int = 0
+    hangups: int = 0
+    modes: set[str] = field(default_factory=set)
+    duration: Quantiles = field(default_factory=Quantiles)
+    ttfb: Quantiles = field(default_factory=Quantiles)
+
+
+@dataclass
+class _Adaptation:
+    requests: int = 0
+    models: Counter[str] = field(default_factory=Counter)
+    callers: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class _Shadow:
+    comparisons: int = 0
+    skipped: int = 0
+    failed: int = 0
+    exact: int = 0
+    normalised: int = 0
+    stop_match: int = 0
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.report = Report()
+        self.events: Counter[str] = Counter()
+        self.first: datetime | None = None
+        self.last: datetime | None = None
+        self.callers: dict[str, _Caller] = {}
+        self.models: dict[str, _Model] = {}
+        self.routes: dict[tuple[str, str], _Route] = {}
+        self.adaptations: dict[str, _Adaptation] = {}
+        self.shadows: dict[str, _Shadow] = {}
+        self.days: dict[date, list[int]] = {}
+
+    def complete(self, line: dict[str, Any], moment: datetime | None) -> None:
+        totals = self.report.totals
+        status = _int(line.get("status"))
+        hangup = status is None or line.get("client_disconnected") is True
+        failed = not hangup and (
+            (status is not None and status >= 400) or line.get("error_type") is not None
+        )
+        caller_key = _str(line.get("caller"), NO_KEY)
+        model_key = _str(line.get("legacy_model"), UNKNOWN)
+        totals.requests += 1
+        totals.errors += failed
+        totals.hangups += hangup
+        totals.streams += line.get("stream") is True
+        totals.input_tokens += _int(line.get("input_tokens")) or 0
+        totals.output_tokens += _int(line.get("output_tokens")) or 0
+
+        caller = self.callers.setdefault(caller_key, _Caller())
+        caller.requests += 1
+        caller.errors += failed
+        caller.models[model_key] += 1
+        if moment is not None and (caller.last is None or moment > caller.last):
+            caller.last = moment
+
+        model = self.models.setdefault(model_key, _Model())
+        model.requests += 1
+        model.errors += failed
+        model.callers.add(caller_key)
+        if isinstance(upstream := line.get("upstream_model"), str):
+            model.upstream[upstream] += 1
+
+        key = (_str(line.get("route"), "default"), _str(line.get("arm"), "primary"))
+        route = self.routes.setdefault(key, _Route())
+        route.requests += 1
+        route.errors += failed
+        route.hangups += hangup
+        route.modes.add(_str(line.get("mode"), "translate"))
+        if (duration := _number(line.get("duration_ms"))) is not None:
+            route.duration.add(duration)
+        if (ttfb := _number(line.get("ttfb_ms"))) is not None:
+            route.ttfb.add(ttfb)
+
+        adaptations = line.get("adaptations")
+        if isinstance(adaptations, list):
+            for kind in {adaptation_kind(a) for a in adaptations if isinstance(a, str)}:
+                adaptation = self.adaptations.setdefault(kind, _Adaptation())
+                adaptation.requests += 1
+                adaptation.models[model_key] += 1
+                adaptation.callers[caller_key] += 1
+
+        if moment is not None:
+            day = self.days.setdefault(moment.date(), [0, 0])
+            day[0] += 1
+            day[1] += failed
+
+    def shadow(self, line: dict[str, Any]) -> None:
+        shadow = self.shadows.setdefault(_str(line.get("route"), "default"), _Shadow())
+        if line.get("skipped") is True:
+            shadow.skipped += 1
+            return
+        shadow.comparisons += 1
+        status = _int(line.get("status"))
+        if status is None or status >= 400 or line.get("error_type") is not None:
+            shadow.failed += 1
+            return
+        shadow.exact += line.get("exact_match") is True
+        shadow.normalised += line.get("normalised_match") is True
+        shadow.stop_match += line.get("stop_match") is True
+
+    def finish(self, top: int) -> Report:
+        report, totals = self.report, self.report.totals
+        report.events = dict(self.events.most_common())
+        report.first, report.last = iso(self.first), iso(self.last)
+        totals.callers, totals.models = len(self.callers), len(self.models)
+        totals.error_rate = _rate(totals.errors, totals.requests - totals.hangups)
+        n = totals.requests
+
+        callers = sorted(self.callers.items(), key=lambda kv: (-kv[1].requests, kv[0]))
+        report.callers = [
+            CallerRow(
+                name, c.requests, _share(c.requests, n), c.errors, iso(c.last), _top(c.models)
+            )
+            for name, c in callers[:top]
+        ]
+        report.callers_more = max(0, len(callers) - top)
+
+        models = sorted(self.models.items(), key=lambda kv: (-kv[1].requests, kv[0]))
+        report.models = [
+            ModelRow(
+                name, m.requests, _share(m.requests, n), m.errors, len(m.callers), _top(m.upstream)
+            )
+            for name, m in models[:top]
+        ]
+        report.models_more = max(0, len(models) - top)
+
+        routes = sorted(self.routes.items(), key=lambda kv: (-kv[1].requests, kv[0]))
+        report.routes = [
+            RouteRow(
+                route=name,
+                arm=arm,
+                mode="+".join(sorted(r.modes)),
+                requests=r.requests,
+                errors=r.errors,
+                error_rate=_rate(r.errors, r.requests - r.hangups),
+                hangups=r.hangups,
+                duration_p50_ms=r.duration.quantile(0.5),
+                duration_p95_ms=r.duration.quantile(0.95),
+                ttfb_p50_ms=r.ttfb.quantile(0.5),
+                ttfb_p95_ms=r.ttfb.quantile(0.95),
+            )
+            for (name, arm), r in routes
+        ]
+
+        kinds = sorted(self.adaptations.items(), key=lambda kv: (-kv[1].requests, kv[0]))
+        report.adaptations = [
+            AdaptationRow(
+                kind, a.requests, _share(a.requests, n), _counts(a.models), _counts(a.callers)
+            )
+            for kind, a in kinds[:top]
+        ]
+        report.adaptations_more = max(0, len(kinds) - top)
+
+        shadows = sorted(self.shadows.items(), key=lambda kv: (-kv[1].comparisons, kv[0]))
+        report.shadow = [
+            ShadowRow(
+                route=name,
+                comparisons=s.comparisons,
+                skipped=s.skipped,
+                failed=s.failed,
+                exact=s.exact,
+                normalised=s.normalised,
+                stop_match=s.stop_match,
+                exact_rate=_rate(s.exact, s.comparisons - s.failed),
+                normalised_rate=_rate(s.normalised, s.comparisons - s.failed),
+                stop_rate=_rate(s.stop_match, s.comparisons - s.failed),
+            )
+            for name, s in shadows
+        ]
+        report.days = [DayRow(d.isoformat(), r, e) for d, (r, e) in sorted(self.days.items())]
+        return report
+
+
+def _top(counter: Counter[str]) -> list[str]:
+    return [name for name, _ in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def _counts(counter: Counter[str], top: int = 3) -> list[tuple[str, int]]:
+    return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+
+
+def build_report(
+    lines: Iterable[str | bytes],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    top: int = 50,
+) -> Report:
+    """Aggregate log lines. Lines that are not a JSON object with an "event" are skipped
+    and counted; with `since`/`until`, events outside [since, until) (or without a
+    readable timestamp) are counted in `outside` and left out of everything else."""
+    tally = _Tally()
+    report = tally.report
+    for raw in lines:
+        report.lines += 1
+        try:
+            line = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            line = None
+        if not isinstance(line, dict) or not isinstance(line.get("event"), str):
+            report.skipped += 1
+            continue
+        try:
+            moment: datetime | None = parse_timestamp(line["timestamp"])
+        except (KeyError, TypeError, ValueError):
+            moment = None
+        if (since or until) and (
+            moment is None or (since and moment < since) or (until and moment >= until)
+        ):
+            report.outside += 1
+            continue
+        if moment is not None:
+            tally.first = moment if tally.first is None else min(tally.first, moment)
+            tally.last = moment if tally.last is None else max(tally.last, moment)
+        tally.events[line["event"]] += 1
+        if line["event"] == "complete":
+            tally.complete(line, moment)
+        elif line["event"] == "shadow":
+            tally.shadow(line)
+    return tally.finish(top)
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(asdict(report), indent=2, ensure_ascii=False)
