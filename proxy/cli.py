@@ -5,13 +5,15 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
 from proxy import __version__
 from proxy.config import ConfigError, Settings, apply, from_environ, from_file
 from proxy.errors import InvalidRequest
+from proxy.routes import fingerprint
 from proxy.translate.request import translate_request
 
 PROG = "complete-bridge"
@@ -51,7 +53,58 @@ def _parser() -> argparse.ArgumentParser:
         "the Messages request it becomes, with what the bridge adapted. Nothing is sent.",
     )
     _config_option(translate)
+
+    check = commands.add_parser(
+        "check-config",
+        help="validate a config file and show the routes it would apply",
+        description="Read FILE (with the BRIDGE_* environment over it, as serve does), "
+        "check every setting, route and secret reference, and print the routes in the "
+        "order they are tried. A mistake exits 2 with FILE:LINE and what to fix. Run it "
+        "before a reload: a running bridge refuses a config that fails here.",
+    )
+    check.add_argument("config", metavar="FILE", help="TOML config file")
+
+    commands.add_parser(
+        "fingerprint",
+        help="print the fingerprint of the API key on stdin (for routes' match.key)",
+        description="Read an API key on stdin and print its fingerprint: the name the "
+        "bridge's log, metrics and routes give the key (12 hex digits of its SHA-256).",
+    )
+    _report_parser(commands)
     return parser
+
+
+def _report_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    report = commands.add_parser(
+        "report",
+        help="summarise the bridge's JSON log: who still calls /v1/complete, and how",
+        description="Read the bridge's JSON log lines (its stdout with log_format json) and "
+        "print the migration picture: legacy requests per caller (API key fingerprint) and "
+        "model, error rates and p50/p95 latency per route and arm, which adaptations fire "
+        "most (the prompts to fix when a caller migrates), shadow agreement, tokens, and "
+        "requests per day. Lines that are not JSON log events are skipped and counted.",
+        epilog="examples:  complete-bridge serve | tee bridge.log  ...  then "
+        "complete-bridge report bridge.log;  "
+        "kubectl logs deploy/complete-bridge | complete-bridge report --json;  "
+        "complete-bridge report *.log --since 2025-06-01 --html report.html",
+    )
+    report.add_argument(
+        "files", nargs="*", metavar="FILE", help="log files; '-' or none reads stdin"
+    )
+    output = report.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the report as JSON")
+    output.add_argument(
+        "--html",
+        metavar="OUT",
+        help="write the report as one self-contained HTML page with charts (no scripts, "
+        "no network) to OUT and print its path",
+    )
+    report.add_argument(
+        "--since", metavar="TIME", help="only events at or after TIME (ISO 8601; UTC if no zone)"
+    )
+    report.add_argument(
+        "--until", metavar="TIME", help="only events before TIME (ISO 8601; UTC if no zone)"
+    )
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
@@ -75,7 +128,34 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
     return apply(settings, flags, lambda key: "--" + key.replace("_", "-"))
 
 
-def serve(settings: Settings, environ: Mapping[str, str]) -> None:
+def check_config(path: Path, environ: Mapping[str, str]) -> str:
+    """What check-config prints for a config that loads; ConfigError if it does not."""
+    from proxy.runtime import Runtime, UpstreamPool
+
+    settings = from_environ(from_file(Settings(), path), environ)
+    runtime = Runtime(settings, environ, UpstreamPool(None), generation=1)  # reads secrets
+    lines = [
+        f"{path}: OK",
+        f"upstream: {settings.upstream_url}",
+        f"force_mode (kill switch): {settings.force_mode or 'off: routes decide'}",
+        "routes, tried in order (first match wins):",
+    ]
+    rows = runtime.describe()
+    if settings.force_mode:
+        rows = [{"name": "(every call)", "match": "", "answer": settings.force_mode}]
+    width = max(len(row["name"]) for row in rows)
+    for number, row in enumerate(rows, 1):
+        match = f"when {row['match']}: " if row["match"] else "otherwise: "
+        lines.append(f"  {number}. {row['name']:<{width}}  {match}{row['answer']}")
+    return "\n".join(lines)
+
+
+def serve(
+    settings: Settings,
+    environ: Mapping[str, str],
+    reload: Callable[[], Settings] | None = None,
+    config_path: Path | None = None,
+) -> None:
     import structlog
     import uvicorn
 
@@ -83,7 +163,8 @@ def serve(settings: Settings, environ: Mapping[str, str]) -> None:
     from proxy.limits import BoundedHttpToolsProtocol
     from proxy.log import configure_logging
 
-    app = create_app(settings, environ=environ)  # a bad secret reference stops us here
+    # A bad secret reference stops us here.
+    app = create_app(settings, environ=environ, reload=reload, config_path=config_path)
     configure_logging(settings.log_format)
     log = structlog.get_logger(PROG)
 
@@ -141,16 +222,73 @@ def translate(settings: Settings, text: str) -> str:
     )
 
 
+class UsageError(ValueError):
+    """A command-line mistake that is not a setting: a file that cannot be read."""
+
+
+def _log_lines(files: Sequence[str]) -> Iterator[bytes]:
+    for name in files or ["-"]:
+        if name == "-":
+            yield from sys.stdin.buffer
+            continue
+        try:
+            with open(name, "rb") as lines:
+                yield from lines
+        except OSError as exc:
+            raise UsageError(f"cannot read {name} ({exc.strerror or exc})") from None
+
+
+def _moment(flag: str, text: str | None) -> datetime | None:
+    from proxy.report import parse_timestamp
+
+    try:
+        return None if text is None else parse_timestamp(text)
+    except ValueError:
+        raise UsageError(f"{flag}: expected an ISO 8601 timestamp, got {text!r}") from None
+
+
+def report(args: argparse.Namespace) -> str:
+    """The migration report of the log files in `args`: text, JSON, or an HTML file."""
+    from proxy.report import build_report, render_html, render_json, render_text
+
+    since, until = _moment("--since", args.since), _moment("--until", args.until)
+    result = build_report(_log_lines(args.files), since=since, until=until)
+    if args.json:
+        return render_json(result)
+    if args.html:
+        try:
+            Path(args.html).write_text(render_html(result), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.html} ({exc.strerror or exc})") from None
+        return str(args.html)
+    return render_text(result).rstrip("\n")
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = _parser().parse_args(argv)
     environ = os.environ if environ is None else environ
     try:
+        if args.command == "report":
+            print(report(args))
+            return 0
+        if args.command == "check-config":
+            print(check_config(Path(args.config), environ))
+            return 0
+        if args.command == "fingerprint":
+            print(fingerprint(sys.stdin.read().strip().encode()) or "(no key on stdin)")
+            return 0
         settings = load_settings(args, environ)
         if args.command == "serve":
-            serve(settings, environ)
+            path = args.config or environ.get("BRIDGE_CONFIG")
+            serve(
+                settings,
+                environ,
+                reload=lambda: load_settings(args, environ),
+                config_path=Path(path) if path else None,
+            )
         else:
             print(translate(settings, sys.stdin.read()))
-    except (ConfigError, InvalidRequest) as exc:
+    except (ConfigError, InvalidRequest, UsageError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     return 0
