@@ -11,7 +11,7 @@ from pathlib import Path
 from types import FrameType
 
 from proxy import __version__
-from proxy.config import ConfigError, Settings, apply, from_environ, from_file
+from proxy.config import ConfigError, Settings, apply, from_environ, from_file, locate
 from proxy.errors import InvalidRequest
 from proxy.routes import fingerprint
 from proxy.translate.request import translate_request
@@ -133,7 +133,10 @@ def check_config(path: Path, environ: Mapping[str, str]) -> str:
     from proxy.runtime import Runtime, UpstreamPool
 
     settings = from_environ(from_file(Settings(), path), environ)
-    runtime = Runtime(settings, environ, UpstreamPool(None), generation=1)  # reads secrets
+    try:
+        runtime = Runtime(settings, environ, UpstreamPool(None), generation=1)  # reads secrets
+    except ConfigError as exc:
+        raise ConfigError(locate(str(exc), path)) from None
     lines = [
         f"{path}: OK",
         f"upstream: {settings.upstream_url}",

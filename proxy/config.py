@@ -183,11 +183,17 @@ def from_environ(settings: Settings, environ: Mapping[str, str]) -> Settings:
 def from_file(settings: Settings, path: Path) -> Settings:
     try:
         text = path.read_text(encoding="utf-8")
-        values = tomllib.loads(text)
     except OSError as exc:
         raise ConfigError(f"config file {path}: cannot read it ({exc.strerror})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path}: not UTF-8 text ({exc.reason})") from None
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = at_line(f"not valid TOML ({exc})", text, path)
+        raise ConfigError(
+            message if message.startswith(str(path)) else f"{path}: {message}"
+        ) from None
 
     def name(key: str) -> str:
         return f"{key} (in {path})"
@@ -199,29 +205,43 @@ def from_file(settings: Settings, path: Path) -> Settings:
         routes = parse_routes(values.pop("routes", []), check_value)
         return replace(apply(settings, values, name), models=models, routes=routes)
     except RouteError as exc:
-        raise ConfigError(_at_line(f"{exc} (in {path})", text, path)) from None
+        raise ConfigError(at_line(f"{exc} (in {path})", text, path)) from None
     except ConfigError as exc:
-        raise ConfigError(_at_line(str(exc), text, path)) from None
+        raise ConfigError(at_line(str(exc), text, path)) from None
 
 
-def _at_line(message: str, text: str, path: Path) -> str:
-    """`message`, led by `path:line:` where the line it names can be found."""
+def locate(message: str, path: Path) -> str:
+    """`message` led by `path:line:` if the file says where (see at_line)."""
+    try:
+        return at_line(message, path.read_text(encoding="utf-8"), path)
+    except (OSError, UnicodeDecodeError):
+        return message
+
+
+def at_line(message: str, text: str, path: Path) -> str:
+    """`message`, led by `path:line:` where the line it names can be found: a route's
+    key (in the arm it names), or a top-level key."""
     lines = text.splitlines()
     line = None
-    if found := re.match(
-        r"routes #(\d+)[^:]*: (?:(?:primary|secondary|match): )?([\w.]+)", message
-    ):
+    route_key = r"routes #(\d+)[^:]*: (?:(primary|secondary): )?(?:match: )?([\w.]+)"
+    if found := re.match(route_key, message):
         headers = [n for n, row in enumerate(lines) if re.match(r"\s*\[\[routes\]\]", row)]
-        number, key = int(found[1]), found[2].rpartition(".")[2]
+        number, arm, key = int(found[1]), found[2], found[3].rpartition(".")[2]
         if number <= len(headers):
             start = headers[number - 1]
             end = headers[number] if number < len(headers) else len(lines)
+            if arm:  # `primary = { ... }` or `[routes.primary]`: the key is there or after
+                start = next(
+                    (n for n in range(start, end) if re.search(rf"\b{arm}\b", lines[n])), start
+                )
             keyed = [n for n in range(start, end) if re.search(rf"\b{key}\s*=", lines[n])]
             line = (keyed[0] if keyed else start) + 1
-    elif found := re.match(r"([\w.]+) \(in ", message):
+    elif found := re.match(r"([\w.]+)(?: \(in [^)]*\))?: ", message):
         key = found[1].rpartition(".")[2]
         keyed = [n for n, row in enumerate(lines) if re.match(rf"\s*{key}\s*=", row)]
         line = keyed[0] + 1 if keyed else None
+    elif found := re.search(r"\(at line (\d+), column \d+\)", message):  # tomllib's
+        line = int(found[1])
     if line is None:
         return message
     return f"{path}:{line}: " + message.replace(f" (in {path})", "")

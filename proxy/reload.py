@@ -12,7 +12,7 @@ from pathlib import Path
 
 import structlog
 
-from proxy.config import ConfigError, Settings
+from proxy.config import ConfigError, Settings, locate
 from proxy.handlers import Bridge
 from proxy.runtime import Runtime
 
@@ -38,10 +38,14 @@ class Reloader:
     def reload(self, source: str) -> bool:
         """Read, check and swap in the config; False (and the old one kept) if it fails."""
         old = self.bridge.runtime
+        self._stamp = self._file_stamp()  # this file is now seen: the watcher skips it
         try:
             runtime = Runtime(self.load(), self.environ, self.bridge.pool, old.generation + 1)
         except ConfigError as exc:
-            self._log.error("config.rejected", source=source, error=str(exc))
+            error = str(exc)
+            if self.path is not None and not error.startswith(str(self.path)):
+                error = locate(error, self.path)
+            self._log.error("config.rejected", source=source, error=error)
             self.bridge.metrics.observe("config.rejected", {"source": source})
             return False
         if _restart_only(old.settings) != _restart_only(runtime.settings):

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from proxy.access import CREDENTIALS, Access, read_secret
-from proxy.config import Settings
+from proxy.config import ConfigError, Settings
 from proxy.routes import Arm, Route
 from proxy.upstream import RawHeaders, Upstream
 
@@ -104,12 +104,17 @@ class Runtime:
             mode: self._target(Arm(mode), settings, environ, pool)
             for mode in ("translate", "passthrough")
         }
-        self._targets = {  # by id: an arm's target is looked up by the arm itself
-            id(arm): self._target(arm, settings, environ, pool)
-            for route in self.routes
-            for arm in (route.primary, route.secondary)
-            if arm is not None
-        }
+        self._targets: dict[int, Target] = {}  # by id: looked up by the arm itself
+        for number, route in enumerate(self.routes, 1):
+            arms = {"primary": route.primary, "secondary": route.secondary}
+            for name, arm in arms.items():
+                if arm is None:
+                    continue
+                try:
+                    self._targets[id(arm)] = self._target(arm, settings, environ, pool)
+                except ConfigError as exc:
+                    where = f"{name}: " if route.secondary is not None else ""
+                    raise ConfigError(f"routes #{number} ({route.name}): {where}{exc}") from None
         # The most any arm reads of a request body: read that much, then hold each to its own.
         targets = [*self._plain.values(), *self._targets.values()]
         self.max_body_bytes = max(t.max_body_bytes for t in targets)

@@ -64,7 +64,8 @@ def test_toml_file(tmp_path):
     [
         ("port = true", "{path}:1: port: expected an integer from 1 to 65535, got True"),
         ("\nprot = 1", "{path}:2: prot: unknown setting (known: upstream_url, host"),
-        ("port = ", "config file {path}: not valid TOML"),
+        ("port = ", "{path}: not valid TOML (Invalid value (at end of document))"),
+        ("port = 1\nname = = 2", "{path}:2: not valid TOML"),
     ],
 )
 def test_bad_toml(tmp_path, text, message):
