@@ -152,8 +152,18 @@ def check_value(key: str, raw: Any) -> Any:
     parser = _PARSERS[key]
     try:
         return parser(raw)
-    except (ValueError, TypeError, KeyError):
-        raise ValueError(f"expected {parser.__doc__ or 'a valid value'}, got {raw!r}") from None
+    except (ValueError, TypeError, KeyError, OverflowError):
+        raise ValueError(
+            f"expected {parser.__doc__ or 'a valid value'}, got {_shown(key, raw)}"
+        ) from None
+
+
+SECRET_KEYS = frozenset({"client_keys", "upstream_key"})
+
+
+def _shown(key: str, raw: Any) -> str:
+    """A bad value as an error message shows it; never what could be a secret."""
+    return "something else (not shown: it may be a key)" if key in SECRET_KEYS else repr(raw)
 
 
 def env_name(key: str) -> str:
@@ -169,9 +179,9 @@ def apply(settings: Settings, values: Mapping[str, Any], name: Callable[[str], s
         parser = _PARSERS[key]
         try:
             changes[key] = parser(raw)
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, OverflowError):
             expected = parser.__doc__ or "a valid value"
-            raise ConfigError(f"{name(key)}: expected {expected}, got {raw!r}") from None
+            raise ConfigError(f"{name(key)}: expected {expected}, got {_shown(key, raw)}") from None
     return replace(settings, **changes)
 
 

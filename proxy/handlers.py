@@ -25,7 +25,7 @@ from proxy.errors import (
     error_type_for_status,
 )
 from proxy.metrics import Metrics
-from proxy.routes import Call, Choice, choose, fingerprint
+from proxy.routes import UNROUTED, Call, Choice, choose, fingerprint
 from proxy.runtime import Runtime, Target, UpstreamPool
 from proxy.shadow import Capture, Shadows
 from proxy.translate.request import Translation, translate_request
@@ -106,7 +106,10 @@ class CompleteEndpoint:
         client = Client(receive, send)
         headers = Headers(scope=scope)
         version = headers.get("anthropic-version")
-        facts: dict[str, Any] = {"format": "v1" if version in (None, "2023-01-01") else "v2"}
+        facts: dict[str, Any] = {
+            "format": "v1" if version in (None, "2023-01-01") else "v2",
+            "route": UNROUTED,  # refused before routing (bad key, body, JSON)
+        }
         shadow = None
         runtime.active += 1
         try:
@@ -116,7 +119,8 @@ class CompleteEndpoint:
             if len(raw) > target.max_body_bytes:
                 limit = target.max_body_bytes
                 raise RequestTooLarge(f"request body is larger than the limit of {limit} bytes")
-            capture = None if choice.shadow is None else Capture(runtime.settings.max_body_bytes)
+            stream = bool(body.get("stream"))
+            capture = None if choice.shadow is None else Capture(target.max_body_bytes, stream)
             ex = Exchange(client, headers, runtime, facts, target, capture)
             if target.mode == "translate":
                 models = runtime.settings.models
@@ -127,7 +131,7 @@ class CompleteEndpoint:
                 facts.update(_legacy_facts(body, target))
                 await client.until_disconnect(lambda: self._pass_on(ex, body, raw))
             if choice.shadow is not None and capture is not None:
-                answer = capture.answer(bool(body.get("stream")))
+                answer = capture.answer()
                 shadow = None if answer is None else (choice.shadow, body, answer)
         except ClientGone:
             pass
@@ -309,8 +313,9 @@ class CompleteEndpoint:
         ex.facts["request_id"] = response.headers.get("request-id")
         if response.status_code >= 400:
             ex.facts["error_type"] = error_type_for_status(response.status_code)
-        capture = ex.capture if "content-encoding" not in response.headers else None
-        await relay(client, target.upstream, response, self.log, capture)
+        if ex.capture is not None:
+            ex.capture.encoding(response.headers.get("content-encoding"))
+        await relay(client, target.upstream, response, self.log, ex.capture)
 
 
 async def relay(

@@ -73,12 +73,15 @@ class Reloader:
         try:
             while True:
                 await asyncio.sleep(POLL_SECONDS)
-                stamp = self._file_stamp()
-                if stamp != self._stamp:
-                    self._stamp = stamp
-                    if stamp is not None:  # a file being replaced may be missing a moment
-                        self.reload("file")
-                await self.sweep()
+                try:
+                    stamp = self._file_stamp()
+                    if stamp != self._stamp:
+                        self._stamp = stamp
+                        if stamp is not None:  # a file being replaced may be missing a moment
+                            self.reload("file")
+                    await self.sweep()
+                except Exception:  # a bug here must not end reloads for good
+                    self._log.exception("config.watch_failed")
         finally:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGHUP)

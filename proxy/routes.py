@@ -102,6 +102,7 @@ class Route:
 
 
 DEFAULT_ROUTE = Route(name="default")
+UNROUTED = "(unrouted)"  # the log's route for a call refused before it was routed
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +144,9 @@ class Choice:
 def choose(
     routes: Iterable[Route], call: Call, force_mode: str = "", sample: float = 100.0
 ) -> Choice:
-    """The first matching route's choice for `call`. `sample`, in [0, 100), decides a
-    shadow: the call is shadowed when it is under the route's percent."""
+    """The first matching route's choice for `call`. `sample`, a random draw in
+    [0, 100), decides a shadow (the call is shadowed when it is under the route's
+    percent), and a canary for a caller with nothing to stick to."""
     if force_mode:
         return Choice(Route(name="forced", mode=force_mode), "primary", Arm(force_mode))
     route = next((r for r in routes if r.match.matches(call)), DEFAULT_ROUTE)
@@ -152,7 +154,9 @@ def choose(
         return Choice(route, "primary", route.primary)
     if route.mode == "canary":
         identity = (call.user or call.caller) if route.sticky == "user" else call.caller
-        if bucket(route.name, identity or "") < route.percent:
+        # A caller with no key (nor user) has nothing to stick to: each call is drawn.
+        where = sample if identity is None else bucket(route.name, identity)
+        if where < route.percent:
             return Choice(route, "secondary", route.secondary)
         return Choice(route, "primary", route.primary)
     shadow = route.secondary if sample < route.percent else None
@@ -260,9 +264,9 @@ def _match(raw: Any, where: str) -> Match:
     values = {key: _strings(raw.get(key), f"{where}.{key}") for key in known}
     for key in values["key"]:
         if len(key) != 12 or any(c not in "0123456789abcdef" for c in key):
-            raise RouteError(
-                f"{where}.key: {key!r} is not a key fingerprint (12 lower-case hex digits; "
-                "`complete-bridge fingerprint` prints a key's)"
+            raise RouteError(  # not shown: the likely mistake is a key pasted here
+                f"{where}.key: expected key fingerprints (12 lower-case hex digits; "
+                "`complete-bridge fingerprint` prints a key's), not keys"
             )
     headers = []
     for text in values["header"]:

@@ -53,12 +53,13 @@ class UpstreamPool:
     async def close_unused(self, live: Iterable["Runtime"]) -> None:
         """Close the clients no live generation uses."""
         used = {id(client) for runtime in live for client in runtime.upstreams()}
-        for key, client in list(self._clients.items()):
-            if id(client) not in used:
-                del self._clients[key]
-                await client.aclose()
+        # Out of the pool first, then closed: a reload during a close gets new clients.
+        unused = [key for key, client in self._clients.items() if id(client) not in used]
+        for client in [self._clients.pop(key) for key in unused]:
+            await client.aclose()
 
     async def aclose(self) -> None:
+        """Close every client, and the transport given (the app owns it)."""
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.aclose()

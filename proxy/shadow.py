@@ -7,8 +7,8 @@ and its failures are logged, not raised.
 
 import asyncio
 import time
+import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -18,61 +18,104 @@ from proxy.errors import BadUpstreamResponse, BridgeError, error_type_for_status
 from proxy.runtime import Runtime, Target
 from proxy.translate.request import translate_request
 from proxy.translate.response import dumps, message_to_completion
-from proxy.translate.sse import SSEDecoder
+from proxy.translate.sse import ServerSentEvent, SSEDecoder
 from proxy.upstream import RawHeaders, closing, passthrough_headers, translated_headers
 
 MAX_SHADOWS = 64
 
 
-@dataclass(slots=True)
 class Capture:
-    """What the primary answered, kept for the comparison: its text and stop reason,
-    or (pass-through) the bytes it relayed, up to a limit."""
+    """What the primary answered, for the comparison: its text and stop reason, set
+    directly (translate) or read from the legacy bytes it relayed (pass-through), as
+    they pass: gzip or deflate undone, a stream decoded event by event (v1 repeats the
+    whole text in every line: nothing is kept but the latest). At most `limit` bytes
+    are held; past that, or on anything unreadable, there is no answer to compare."""
 
-    limit: int
-    text: str | None = None
-    stop_reason: str | None = None
-    parts: list[bytes] = field(default_factory=list)
-    size: int = 0
+    def __init__(self, limit: int, stream: bool) -> None:
+        self.limit = limit
+        self.stream = stream
+        self.broken = False
+        self._text: str | None = None
+        self._stop: str | None = None
+        self._inflate: Any = None
+        self._decoder = SSEDecoder(max_event_bytes=limit) if stream else None
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def encoding(self, encoding: str | None) -> None:
+        """The relayed body's content-encoding."""
+        if encoding in ("gzip", "deflate", "x-gzip"):
+            self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header
+        elif encoding not in (None, "", "identity"):
+            self.broken = True  # br, zstd: not read here
 
     def add(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        if self.size <= self.limit:
-            self.parts.append(chunk)
+        if self.broken:
+            return
+        try:
+            if self._inflate is not None:
+                chunk = self._inflate.decompress(chunk, self.limit)
+                if self._inflate.unconsumed_tail:  # more than the limit out of one chunk
+                    raise ValueError("too large")
+            if self._decoder is None:
+                self._size += len(chunk)
+                if self._size > self.limit:
+                    raise ValueError("too large")
+                self._parts.append(chunk)
+            else:
+                self._events(self._decoder.decode(chunk))
+                if self._decoder.too_large:
+                    raise ValueError("too large")
+        except (ValueError, zlib.error):
+            self.broken = True
+            self._parts = []
 
-    def set(self, text: str, stop_reason: str | None) -> None:
-        self.text, self.stop_reason = text, stop_reason
-
-    def answer(self, stream: bool) -> tuple[str, str | None] | None:
-        """(text, stop reason), or None when the primary gave no whole answer."""
-        if self.text is not None:
-            return self.text, self.stop_reason
-        if not self.parts or self.size > self.limit:
-            return None
-        return legacy_answer(b"".join(self.parts), stream)
-
-
-def legacy_answer(body: bytes, stream: bool) -> tuple[str, str | None] | None:
-    """The text and stop reason of a legacy answer: a JSON body, or a v1 or v2 stream."""
-    try:
-        if not stream:
-            data = orjson.loads(body)
-            return str(data["completion"]), data.get("stop_reason")
-        decoder = SSEDecoder()
-        events = [*decoder.decode(body), *decoder.flush()]
-        text, stop = "", None
+    def _events(self, events: list[ServerSentEvent]) -> None:
         for event in events:
             if event.data == "[DONE]" or event.event == "ping":
                 continue
             data = orjson.loads(event.data)
-            if data.get("type") != "completion":
-                return None  # an error: no whole answer
+            if not isinstance(data, dict) or data.get("type") != "completion":
+                raise ValueError("not a completion")  # an error event: no whole answer
+            text = str(data["completion"]) if "completion" in data else ""
             # v2 events carry the new text; v1 lines the whole text so far.
-            text = text + data["completion"] if event.event == "completion" else data["completion"]
-            stop = data.get("stop_reason")
-        return (text, stop) if stop is not None else None
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
+            if event.event == "completion":
+                self._text = (self._text or "") + text
+            else:
+                self._text = text
+            self._stop = data.get("stop_reason")
+
+    def set(self, text: str, stop_reason: str | None) -> None:
+        self._text, self._stop = text, stop_reason
+
+    def answer(self) -> tuple[str, str | None] | None:
+        """(text, stop reason), or None when the primary gave no whole answer."""
+        if self.broken:
+            return None
+        if self._decoder is not None:
+            try:
+                self._events(self._decoder.flush())
+            except ValueError:
+                return None
+            self._decoder = None
+        if self._parts:
+            try:
+                data = orjson.loads(b"".join(self._parts))
+                self._text, self._stop = str(data["completion"]), data.get("stop_reason")
+            except (ValueError, KeyError, TypeError):
+                return None
+            self._parts = []
+        if self._text is None or (self.stream and self._stop is None):
+            return None
+        return self._text, self._stop
+
+
+def legacy_answer(body: bytes, stream: bool) -> tuple[str, str | None] | None:
+    """The text and stop reason of a whole legacy answer: a JSON body, or a v1 or v2
+    stream."""
+    capture = Capture(len(body) + 1, stream)
+    capture.add(body)
+    return capture.answer()
 
 
 def compare(primary: tuple[str, str | None], secondary: tuple[str, str | None]) -> dict[str, Any]:
@@ -113,6 +156,7 @@ class Shadows:
         if len(self._tasks) >= MAX_SHADOWS:
             self._record("shadow", {**facts, "skipped": True})
             return
+        runtime.active += 1  # now, not when the task first runs: a sweep may come first
         task = asyncio.get_running_loop().create_task(
             self._run(runtime, target, body, headers, primary, facts), name="shadow call"
         )
@@ -130,7 +174,6 @@ class Shadows:
     ) -> None:
         started = time.perf_counter()
         result: dict[str, Any] = {"status": None, "error_type": None}
-        runtime.active += 1
         try:
             status, answer = await ask(runtime, target, body, headers)
             result["status"] = status
@@ -172,7 +215,11 @@ async def ask(
     else:
         if target.model:
             body["model"] = target.model
-        kept = [(n, v) for n, v in passthrough_headers(headers) if n.lower() != b"content-length"]
+        kept = [
+            (name, value)
+            for name, value in passthrough_headers(headers)
+            if name.lower() not in (b"content-length", b"accept-encoding")
+        ]  # the answer is read here: asked for as is, not compressed
         response = await upstream.send("POST", "/v1/complete", target.outbound(kept), dumps(body))
     try:
         data = await upstream.read_all(response)

@@ -132,7 +132,11 @@ def _from_aiohttp(response: aiohttp.ClientResponse) -> Answer:
 def _from_httpx(response: httpx.Response, *, raw: bool) -> Answer:
     async def body() -> AsyncIterator[bytes]:
         if response.is_stream_consumed:  # in-memory transports hand it over read already
-            yield response.content
+            if raw:  # `content` is decoded; the stream still holds the bytes as sent
+                async for chunk in response.stream:  # type: ignore[union-attr]
+                    yield chunk
+            else:
+                yield response.content
             return
         async for chunk in response.aiter_raw() if raw else response.aiter_bytes():
             yield chunk
@@ -161,7 +165,7 @@ class Upstream:
             base_url, transport = "http://demo.invalid", transport or owned
         self.url = base_url
         self.settings = settings
-        self._transport = transport  # a transport given is its giver's to close
+        self._transport = transport  # a transport given is closed by its giver
         self._owned_transport = owned
         self._session: aiohttp.ClientSession | None = None
         # The connection (and the wait for a pooled one) is timed by aiohttp; the first
@@ -213,7 +217,8 @@ class Upstream:
     ) -> Answer:
         """Send and return once the status and headers are in; the caller closes it.
         `target` is the path and query, as the client sent them; `raw` keeps the body
-        content-encoded as the upstream sent it (else nothing but identity is asked for).
+        content-encoded as the upstream sent it (httpx transports decode it otherwise;
+        aiohttp never decodes, and the bridge asks for no encoding the client did not).
         A body held in memory may be sent again (see proxy/retry.py); a streamed one is
         sent once."""
         self._budget.deposit()

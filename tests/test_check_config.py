@@ -136,7 +136,7 @@ MISTAKES = [
         "match-key-not-a-fingerprint",
         '[[routes]]\nname = "x"\nmatch = { key = "sk-ant-api03-abc" }\n',
         {3},
-        "is not a key fingerprint",
+        "expected key fingerprints (12 lower-case hex digits",
     ),
     (
         "route-upstream-key-env-missing",

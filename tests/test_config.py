@@ -135,3 +135,24 @@ def test_bad_model_table(tmp_path, text, message):
     with pytest.raises(ConfigError) as caught:
         from_file(Settings(), path)
     assert str(caught.value).startswith(message.format(path=path))
+
+
+@pytest.mark.parametrize("text", ["port = inf", "max_body_bytes = -inf", "retries = nan"])
+def test_infinite_numbers_are_config_errors(tmp_path, text):
+    """Regression: int(inf) raised OverflowError past the checks, which ended the reload
+    watcher and made check-config print a traceback."""
+    path = tmp_path / "bridge.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="expected an integer"):
+        from_file(Settings(), path)
+
+
+@pytest.mark.parametrize("key", ["upstream_key", "client_keys"])
+def test_a_key_written_into_the_file_is_not_echoed(tmp_path, key):
+    """A key pasted where a reference belongs is refused without showing it (a reload
+    would put the message in the log)."""
+    path = tmp_path / "bridge.toml"
+    path.write_text(f'{key} = "sk-ant-api03-SECRET"\n')
+    with pytest.raises(ConfigError) as caught:
+        from_file(Settings(), path)
+    assert "SECRET" not in str(caught.value) and "env:NAME or file:PATH" in str(caught.value)

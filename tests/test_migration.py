@@ -3,6 +3,7 @@ serves both the Messages API and the legacy /v1/complete (as Anthropic's did), t
 apart by host so per-arm upstreams can be checked."""
 
 import asyncio
+import gzip
 import hashlib
 import json
 from dataclasses import replace
@@ -290,3 +291,36 @@ async def test_metrics_are_labelled_by_route_and_arm(bridge):
         await client.post("/v1/complete", json=legacy_body(), headers={**V2, "x-api-key": f"k{n}"})
     text = (await client.get("/metrics")).text
     assert 'route="canary"' in text and 'arm="secondary"' in text and 'mode="passthrough"' in text
+
+
+async def test_shadow_reads_a_compressed_primary(bridge):
+    """Legacy SDKs ask for gzip; the legacy endpoint's gzipped answer goes to the client
+    as it came, and is still read for the comparison."""
+
+    class Gzipping(Upstream):
+        async def __call__(self, request):
+            response = await super().__call__(request)
+            if request.url.path != "/v1/complete":
+                return response
+            headers = {"content-encoding": "gzip", "content-type": "application/json"}
+            return httpx.Response(200, content=gzip.compress(response.content), headers=headers)
+
+    client, _, app = await bridge(settings_with(SHADOW), Gzipping())
+    with capture_logs() as logs:
+        response = await client.post(
+            "/v1/complete", json=legacy_body(), headers={**V2, "accept-encoding": "gzip"}
+        )
+        assert response.headers["content-encoding"] == "gzip"
+        assert response.json() == LEGACY_ANSWER
+        await shadows_done(app)
+    (shadow,) = [entry for entry in logs if entry["event"] == "shadow"]
+    assert shadow["exact_match"] and shadow["stop_match"]
+
+
+async def test_a_call_refused_before_routing_is_logged_unrouted(bridge):
+    client, _, _ = await bridge(settings_with(CANARY))
+    with capture_logs() as logs:
+        response = await client.post("/v1/complete", content=b"{not json", headers=V2)
+    assert response.status_code == 400
+    (line,) = completes(logs)
+    assert line["route"] == "(unrouted)" and "arm" not in line

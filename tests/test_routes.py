@@ -1,10 +1,13 @@
 """Routes, pure: reading [[routes]], matching calls, canary stickiness and split, shadow
 sampling, the kill switch, and comparing two answers."""
 
+import gzip
 import hashlib
+import json
 import os
 import subprocess
 import sys
+import zlib
 
 import pytest
 
@@ -18,7 +21,7 @@ from proxy.routes import (
     fingerprint,
     parse_routes,
 )
-from proxy.shadow import compare, legacy_answer
+from proxy.shadow import Capture, compare, legacy_answer
 
 CANARY = {
     "name": "canary",
@@ -161,7 +164,10 @@ def test_fingerprint():
             {**CANARY, "primary": {"upstream_key": "sk-ant-in-the-file"}},
             "routes #1 (canary): primary: upstream_key: expected env:NAME or file:PATH",
         ),
-        ({"name": "a", "match": {"key": "sk-ant-123"}}, "is not a key fingerprint"),
+        (
+            {"name": "a", "match": {"key": "sk-ant-123"}},
+            "expected key fingerprints (12 lower-case hex digits",
+        ),
         ({"name": "a", "match": {"header": "nocolon"}}, 'expected "name: value"'),
         ({"name": "a", "match": {"size": 1}}, "unknown key 'size'"),
         ({"name": "a", "match": {"model": 3}}, "expected a string or a list of strings"),
@@ -226,3 +232,47 @@ V2_EVENT = b'event: completion\ndata: {"type":"completion","completion":"%s","st
 def test_legacy_answer(body, stream, expected):
     """The text and stop reason of a legacy answer passed on as it came, or None."""
     assert legacy_answer(body, stream) == expected
+
+
+def test_a_key_pasted_as_a_fingerprint_is_not_echoed():
+    with pytest.raises(RouteError) as caught:
+        routes({"name": "a", "match": {"key": "sk-ant-api03-SECRET"}})
+    assert "SECRET" not in str(caught.value)
+
+
+def test_a_canary_caller_without_key_or_user_is_drawn_per_call():
+    """Callers with nothing to stick to would all share one bucket (all or none on the
+    secondary); each of their calls is drawn instead."""
+    table = routes(CANARY)
+    arms = [choose(table, call(caller=None), sample=s).arm_name for s in (5.0, 24.9, 25.0, 90.0)]
+    assert arms == ["secondary", "secondary", "primary", "primary"]
+
+
+def test_a_compressed_legacy_answer_is_read_for_the_comparison():
+    """A pass-through primary's gzipped or deflated answer (legacy SDKs ask for gzip) is
+    read as it passes; an encoding the bridge cannot undo gives no answer, not a wrong one."""
+    body = b'{"completion": " Hi", "stop_reason": "stop_sequence"}'
+    for encoding, packed in (("gzip", gzip.compress(body)), ("deflate", zlib.compress(body))):
+        capture = Capture(1000, stream=False)
+        capture.encoding(encoding)
+        for n in range(0, len(packed), 7):
+            capture.add(packed[n : n + 7])
+        assert capture.answer() == (" Hi", "stop_sequence"), encoding
+    capture = Capture(1000, stream=False)
+    capture.encoding("br")
+    capture.add(b"whatever")
+    assert capture.answer() is None
+
+
+def test_a_long_v1_stream_is_compared_without_holding_it():
+    """v1 repeats the whole text on every line: the capture keeps only the latest, so a
+    stream far larger in total than the limit is still compared."""
+    capture = Capture(1000, stream=True)
+    text = ""
+    for _ in range(150):  # 150 lines of up to ~830 bytes: ~65 KB in all
+        text += "word "
+        line = {"type": "completion", "completion": text, "stop_reason": None}
+        capture.add(b"data: " + json.dumps(line).encode() + b"\n\n")
+    last = {"type": "completion", "completion": text, "stop_reason": "max_tokens"}
+    capture.add(b"data: " + json.dumps(last).encode() + b"\n\ndata: [DONE]\n\n")
+    assert capture.answer() == (text, "max_tokens")
