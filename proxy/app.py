@@ -13,9 +13,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
+from proxy.bridge import Bridge
 from proxy.config import Settings
-from proxy.handlers import Bridge, CompleteEndpoint, PassthroughEndpoint
+from proxy.handlers import CompleteEndpoint
 from proxy.metrics import Metrics
+from proxy.passthrough import PassthroughEndpoint
 from proxy.reload import Reloader
 from proxy.runtime import Runtime, UpstreamPool
 

@@ -1,4 +1,5 @@
-"""The endpoints: where the pure translation core meets the client and the upstream.
+"""`POST /v1/complete`: where the pure translation core meets the client and the upstream
+(the other paths: proxy/passthrough.py).
 
 Each request ends in one canonical log line. A client that hangs up cancels the work,
 which closes the upstream request at once (nobody pays for tokens no one will read).
@@ -14,6 +15,7 @@ from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from proxy.access import presented_key
+from proxy.bridge import Bridge, admit
 from proxy.config import Settings
 from proxy.downstream import JSON, Client, ClientGone, refuse_declared_over
 from proxy.errors import (
@@ -21,13 +23,12 @@ from proxy.errors import (
     BridgeError,
     InvalidRequest,
     RequestTooLarge,
-    Unauthorized,
     error_type_for_status,
 )
-from proxy.metrics import Metrics
+from proxy.passthrough import relay
 from proxy.routes import UNROUTED, Call, Choice, choose, fingerprint
-from proxy.runtime import Runtime, Target, UpstreamPool
-from proxy.shadow import Capture, Shadows
+from proxy.runtime import Runtime, Target
+from proxy.shadow import Capture, ShadowCall
 from proxy.translate.request import Translation, translate_request
 from proxy.translate.response import dumps, error_envelope, message_to_completion
 from proxy.translate.stream import CompletionStream, Phase
@@ -48,28 +49,6 @@ INTERNAL: ErrorDetail = {
     "type": "api_error",
     "message": "internal error in the bridge; see its log",
 }
-
-
-class Bridge:
-    """What every endpoint shares; built once by create_app. `runtime` (the config in
-    force) is replaced whole on reload: each request keeps the one it started with."""
-
-    def __init__(self, runtime: Runtime, pool: UpstreamPool, metrics: Metrics) -> None:
-        self.runtime = runtime
-        self.pool = pool
-        self.metrics = metrics
-        self.log = structlog.get_logger("complete-bridge")
-        self.shadows = Shadows(self.record)
-
-    def record(self, event: str, facts: dict[str, Any]) -> None:
-        """The canonical log line of `event`, and the metrics it feeds."""
-        self.log.info(event, **facts)
-        self.metrics.observe(event, facts)
-
-
-def admit(runtime: Runtime, headers: Headers) -> None:
-    if not runtime.access.admits(headers.raw):
-        raise Unauthorized("invalid x-api-key")
 
 
 @dataclass(slots=True)
@@ -156,9 +135,9 @@ class CompleteEndpoint:
             )
         if shadow is not None and not facts.get("error_type"):
             arm, body, answer = shadow
-            target = runtime.target(arm)
             facts = _shadow_facts(facts, arm.mode)
-            self.bridge.shadows.start(runtime, target, body, headers.raw, answer, facts)
+            call = ShadowCall(runtime, runtime.target(arm), body, headers.raw, answer, facts)
+            self.bridge.shadows.start(call)
 
     async def _read(
         self, client: Client, headers: Headers, runtime: Runtime
@@ -318,31 +297,6 @@ class CompleteEndpoint:
         await relay(client, target.upstream, response, self.log, ex.capture)
 
 
-async def relay(
-    client: Client,
-    upstream: Upstream,
-    response: Answer,
-    log: Any,
-    capture: Capture | None = None,
-) -> None:
-    """An upstream answer to the client as it comes, headers and body, unchanged."""
-    try:
-        await client.start(response.status_code, passthrough_headers(response.raw_headers))
-        async for chunk in upstream.chunks(response):
-            if capture is not None:
-                capture.add(chunk)
-            await client.write(chunk)
-        await client.write(b"", more=False)
-    except BridgeError as exc:
-        if client.status is None:
-            raise
-        # Headers are out: returning without finishing the body makes the server close
-        # the connection, so the client sees a cut body, never a clean end.
-        log.warning("passthrough.upstream_cut", error=exc.message)
-    finally:
-        await closing(response)
-
-
 async def _relay_error(
     client: Client, upstream: Upstream, response: Answer, relayed: RawHeaders
 ) -> None:
@@ -391,60 +345,3 @@ def _shadow_facts(facts: dict[str, Any], mode: str) -> dict[str, Any]:
         "primary_mode": facts.get("mode"),
         "secondary_mode": mode,
     }
-
-
-class PassthroughEndpoint:
-    """Every other path goes to the upstream unchanged, streamed both ways."""
-
-    def __init__(self, bridge: Bridge) -> None:
-        self.bridge = bridge
-        self.log = structlog.get_logger("complete-bridge")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        runtime = self.bridge.runtime
-        client = Client(receive, send)
-        path = scope.get("raw_path") or scope["path"].encode()
-        target = path.decode("latin-1")
-        if scope.get("query_string"):
-            target += "?" + scope["query_string"].decode("latin-1")
-        headers = Headers(scope=scope)
-        forwarded = runtime.access.outbound(passthrough_headers(headers.raw))
-        limit = runtime.settings.max_body_bytes
-        streamed = "content-length" in headers or "transfer-encoding" in headers
-
-        async def forward() -> None:
-            content = client.body_chunks(limit) if streamed else await client.read_body(limit)
-            try:
-                response = await runtime.upstream.send(
-                    scope["method"], target, forwarded, content, raw=True
-                )
-            except BridgeError:
-                # The upstream client reads a streamed body: what stopped it may be ours.
-                client.raise_body_failure()
-                raise
-            await relay(client, runtime.upstream, response, self.log)
-
-        runtime.active += 1
-        try:
-            admit(runtime, headers)
-            if not target.startswith("/"):  # the upstream host is only ever the configured one
-                raise InvalidRequest("the request target must be a path")
-            refuse_declared_over(headers, limit)
-            await client.until_disconnect(forward)
-        except ClientGone:
-            pass
-        except BridgeError as exc:
-            if client.status is None:
-                await client.error(exc)
-        finally:
-            runtime.active -= 1
-            self.bridge.record(
-                "passthrough",
-                {
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": client.status,
-                    "client_disconnected": client.disconnected,
-                    **client.timings(),
-                },
-            )

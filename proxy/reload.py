@@ -12,8 +12,8 @@ from pathlib import Path
 
 import structlog
 
+from proxy.bridge import Bridge
 from proxy.config import ConfigError, Settings, locate
-from proxy.handlers import Bridge
 from proxy.runtime import Runtime
 
 POLL_SECONDS = 1.0

@@ -9,6 +9,7 @@ import asyncio
 import time
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -137,6 +138,18 @@ def _normalised(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
+@dataclass(frozen=True, slots=True)
+class ShadowCall:
+    """A call to ask the secondary arm again, and the primary's answer to compare."""
+
+    runtime: Runtime
+    target: Target
+    body: dict[str, Any]
+    headers: RawHeaders
+    primary: tuple[str, str | None]
+    facts: dict[str, Any]  # what the shadow line says of the call
+
+
 class Shadows:
     """The shadow calls in flight; cancelled at shutdown."""
 
@@ -144,52 +157,34 @@ class Shadows:
         self._record = record
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def start(
-        self,
-        runtime: Runtime,
-        target: Target,
-        body: dict[str, Any],
-        headers: RawHeaders,
-        primary: tuple[str, str | None],
-        facts: dict[str, Any],
-    ) -> None:
+    def start(self, call: ShadowCall) -> None:
         if len(self._tasks) >= MAX_SHADOWS:
-            self._record("shadow", {**facts, "skipped": True})
+            self._record("shadow", {**call.facts, "skipped": True})
             return
-        runtime.active += 1  # now, not when the task first runs: a sweep may come first
-        task = asyncio.get_running_loop().create_task(
-            self._run(runtime, target, body, headers, primary, facts), name="shadow call"
-        )
+        call.runtime.active += 1  # now, not when the task first runs: a sweep may come first
+        task = asyncio.get_running_loop().create_task(self._run(call), name="shadow call")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(
-        self,
-        runtime: Runtime,
-        target: Target,
-        body: dict[str, Any],
-        headers: RawHeaders,
-        primary: tuple[str, str | None],
-        facts: dict[str, Any],
-    ) -> None:
+    async def _run(self, call: ShadowCall) -> None:
         started = time.perf_counter()
         result: dict[str, Any] = {"status": None, "error_type": None}
         try:
-            status, answer = await ask(runtime, target, body, headers)
+            status, answer = await ask(call.runtime, call.target, call.body, call.headers)
             result["status"] = status
             if answer is None:
                 result["error_type"] = error_type_for_status(status)
             else:
-                result.update(compare(primary, answer))
+                result.update(compare(call.primary, answer))
         except BridgeError as exc:
             result.update(status=exc.status, error_type=exc.error_type)
         except Exception:  # a shadow's bug is logged, never the client's problem
             structlog.get_logger("complete-bridge").exception("shadow.internal_error")
             result["error_type"] = "api_error"
         finally:
-            runtime.active -= 1
+            call.runtime.active -= 1
         duration = round((time.perf_counter() - started) * 1000, 2)
-        self._record("shadow", {**facts, **result, "duration_ms": duration})
+        self._record("shadow", {**call.facts, **result, "duration_ms": duration})
 
     @property
     def pending(self) -> frozenset[asyncio.Task[None]]:

@@ -212,7 +212,8 @@ async def test_sighup_applies_the_changed_file(tmp_path):
         assert (line["routes"], line["force_mode"]) == (["b"], None)
         assert [await answered_by(client) for _ in range(3)] == [HAIKU] * 3
         assert [x.model for x in upstream.seen] == [OPUS, OPUS, HAIKU, HAIKU, HAIKU]
-        routes = [x["route"] for x in events(bridge, "complete")]
+        # A call's log line follows its answer by a moment: wait for all five.
+        routes = [x["route"] for x in await wait_for(bridge, "complete", 5)]
         assert routes == ["a", "a", "b", "b", "b"]
         assert len(events(bridge, "config.reloaded")) == 1
 
@@ -408,7 +409,7 @@ async def test_the_kill_switch_passes_every_call_through_unchanged(tmp_path):
         assert (call.path, call.raw) == ("/v1/complete", sent)
         assert call.headers["x-api-key"] == KEY["x-api-key"]
         assert call.headers["x-custom"] == "kept"
-        line = events(bridge, "complete")[-1]
+        line = (await wait_for(bridge, "complete", len(upstream.seen)))[-1]
         assert (line["mode"], line["route"], line["arm"]) == ("passthrough", "forced", "primary")
         assert (line["status"], line["upstream_model"]) == (404, "claude-2.1")
 
@@ -418,4 +419,4 @@ async def test_the_kill_switch_passes_every_call_through_unchanged(tmp_path):
             while events(bridge, "config.reloaded")[-1]["force_mode"]:  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
         assert await answered_by(client) == OPUS
-        assert events(bridge, "complete")[-1]["mode"] == "translate"
+        assert (await wait_for(bridge, "complete", len(upstream.seen)))[-1]["mode"] == "translate"

@@ -5,7 +5,8 @@
 """
 
 from proxy.report.html import render_html
-from proxy.report.tally import Report, build_report, parse_timestamp, render_json
+from proxy.report.rows import Report
+from proxy.report.tally import build_report, parse_timestamp, render_json
 from proxy.report.text import render_text
 
 __all__ = ["Report", "build_report", "parse_timestamp", "render_html", "render_json", "render_text"]

@@ -5,7 +5,7 @@ from the log is untrusted and goes through `html.escape`."""
 from collections.abc import Sequence
 from html import escape
 
-from proxy.report.tally import Report
+from proxy.report.rows import Report
 
 CHART_DAYS = 92  # the requests-per-day chart shows the last quarter
 CHART_BARS = 15  # the horizontal bar charts show the top 15

@@ -5,7 +5,7 @@ the bridge had to adapt, read from the bridge's own JSON log lines.
 routes, adaptation kinds and days, never with the number of lines. Durations and TTFB
 quantiles are exact (nearest rank) while a route and arm has at most `EXACT_SAMPLES`
 requests; past that they come from a fixed log-bucket histogram, within about 4.5 %.
-`Report` is plain dataclasses, so `render_json` is `asdict` as JSON.
+`Report` (rows.py) is plain dataclasses, so `render_json` is `asdict` as JSON.
 """
 
 import json
@@ -17,6 +17,16 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
+
+from proxy.report.rows import (
+    AdaptationRow,
+    CallerRow,
+    DayRow,
+    ModelRow,
+    Report,
+    RouteRow,
+    ShadowRow,
+)
 
 EXACT_SAMPLES = 10_000  # per route and arm, before quantiles switch to the histogram
 BUCKETS_PER_DOUBLING = 16  # histogram resolution: 2 ** (1/16) ~ 4.4 % per bucket
@@ -73,104 +83,6 @@ class Quantiles:
                 upper = BUCKET_FLOOR_MS * 2 ** (bucket / BUCKETS_PER_DOUBLING)
                 return round(min(max(upper, self.low), self.high), 2)
         return self.high  # pragma: no cover (the buckets hold every value)
-
-
-@dataclass
-class Totals:
-    requests: int = 0
-    errors: int = 0
-    hangups: int = 0
-    streams: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    callers: int = 0
-    models: int = 0
-    error_rate: float | None = None
-
-
-@dataclass
-class CallerRow:
-    caller: str
-    requests: int
-    share: float
-    errors: int
-    last_seen: str | None
-    models: list[str]
-
-
-@dataclass
-class ModelRow:
-    legacy_model: str
-    requests: int
-    share: float
-    errors: int
-    callers: int
-    upstream_models: list[str]
-
-
-@dataclass
-class RouteRow:
-    route: str
-    arm: str
-    mode: str
-    requests: int
-    errors: int
-    error_rate: float | None
-    hangups: int
-    duration_p50_ms: float | None
-    duration_p95_ms: float | None
-    ttfb_p50_ms: float | None
-    ttfb_p95_ms: float | None
-
-
-@dataclass
-class AdaptationRow:
-    kind: str
-    requests: int
-    share: float
-    top_models: list[tuple[str, int]]
-    top_callers: list[tuple[str, int]]
-
-
-@dataclass
-class ShadowRow:
-    route: str
-    comparisons: int
-    skipped: int  # not run: too many shadows in flight
-    failed: int
-    exact: int
-    normalised: int
-    stop_match: int
-    exact_rate: float | None  # rates are over comparisons that did not fail
-    normalised_rate: float | None
-    stop_rate: float | None
-
-
-@dataclass
-class DayRow:
-    day: str
-    requests: int
-    errors: int
-
-
-@dataclass
-class Report:
-    lines: int = 0
-    skipped: int = 0  # not JSON, or JSON without an "event"
-    outside: int = 0  # events outside --since/--until
-    first: str | None = None
-    last: str | None = None
-    events: dict[str, int] = field(default_factory=dict)
-    totals: Totals = field(default_factory=Totals)
-    callers: list[CallerRow] = field(default_factory=list)
-    callers_more: int = 0
-    models: list[ModelRow] = field(default_factory=list)
-    models_more: int = 0
-    routes: list[RouteRow] = field(default_factory=list)
-    adaptations: list[AdaptationRow] = field(default_factory=list)
-    adaptations_more: int = 0
-    shadow: list[ShadowRow] = field(default_factory=list)
-    days: list[DayRow] = field(default_factory=list)
 
 
 def adaptation_kind(adaptation: str) -> str:

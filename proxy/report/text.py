@@ -1,6 +1,6 @@
 """The migration report as plain aligned tables for a terminal, at most 100 columns."""
 
-from proxy.report.tally import Report
+from proxy.report.rows import Report
 
 
 def clean(text: str) -> str:
