@@ -16,9 +16,12 @@ import uvicorn
 
 
 @contextlib.asynccontextmanager
-async def serving(app) -> AsyncIterator[str]:
-    """Serve `app` on a free loopback port; yield its base URL; stop it after."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+async def serving(app, **options) -> AsyncIterator[str]:
+    """Serve `app` on a free loopback port; yield its base URL; stop it after.
+    `options` go to uvicorn.Config (e.g. `http=` the protocol the bridge serves with)."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", **options
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(), name="uvicorn test server")
     try:
@@ -30,6 +33,16 @@ async def serving(app) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+
+
+async def request_body(receive) -> bytes:
+    """An ASGI request's whole body."""
+    raw = b""
+    while True:
+        message = await receive()
+        raw += message.get("body", b"")
+        if not message.get("more_body"):
+            return raw
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.servers import HEAD, TAIL, BridgeProcess, bridge_process, delta, serving
+from tests.servers import HEAD, TAIL, BridgeProcess, bridge_process, delta, request_body, serving
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -79,12 +79,7 @@ class ScriptedUpstream:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return
-        raw = b""
-        while True:
-            message = await receive()
-            raw += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        raw = await request_body(receive)
         call = Call(json.loads(raw)["messages"][-1]["content"])
         self.calls.append(call)
         self.arrived.set()

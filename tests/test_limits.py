@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 
 from proxy.app import create_app
 from proxy.config import Settings
@@ -40,23 +39,9 @@ TOO_MANY = "request has more than 256 header fields"
 BODY_TOO_LARGE = f"request body is larger than the limit of {LIMIT} bytes"
 
 
-@contextlib.asynccontextmanager
-async def bounded_serving(app) -> AsyncIterator[str]:
-    """Serve `app` as `complete-bridge serve` does (httptools, bounded heads) on a free
-    loopback port; yield its base URL."""
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, http=BoundedHttpToolsProtocol, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(), name="uvicorn bounded test server")
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+def bounded_serving(app):
+    """Serve `app` as `complete-bridge serve` does: httptools with bounded heads."""
+    return serving(app, http=BoundedHttpToolsProtocol)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

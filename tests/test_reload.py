@@ -27,6 +27,7 @@ from tests.servers import (
     BridgeProcess,
     bridge_process,
     delta,
+    request_body,
     serving,
 )
 
@@ -89,12 +90,7 @@ class ModelUpstream:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return
-        raw = b""
-        while True:
-            message = await receive()
-            raw += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        raw = await request_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         try:
             body = json.loads(raw)
