@@ -2,6 +2,8 @@
 
 Parsed into what the Messages API takes: a system prompt, alternating messages and,
 when the prompt goes on after its last `\\n\\nAssistant:`, an assistant prefill.
+Empty turns are dropped, Human as well as Assistant; only a prompt without any Human
+text is refused.
 """
 
 import re
@@ -42,15 +44,13 @@ def parse_prompt(prompt: str) -> Conversation:
         raise InvalidRequest(MUST_START)
     if turns[-1][0] != "Assistant":
         raise InvalidRequest(MUST_END)
-    humans = [text for role, text in turns if role == "Human"]
-    for number, text in enumerate(humans, start=1):
-        if not text:
-            raise InvalidRequest(f"prompt: Human turn {number} is empty")
+    if not any(text for role, text in turns if role == "Human"):
+        raise InvalidRequest("prompt: Human turn 1 is empty")  # the first of all-empty ones
 
     messages: list[Message] = []
     merged: list[str] | None = None  # the last message's texts, once it has two or more
     for role, text in turns:
-        if not text:  # only Assistant turns can be empty here
+        if not text:  # empty turns of either role: frameworks write them (griptape 0.23)
             continue
         api_role: Literal["user", "assistant"] = "user" if role == "Human" else "assistant"
         if messages and messages[-1]["role"] == api_role:

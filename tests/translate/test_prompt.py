@@ -74,6 +74,34 @@ def test_empty_intermediate_assistant_turn_is_dropped_and_humans_merge():
     assert conv.messages == [{"role": "user", "content": "a\n\nb"}]
 
 
+def test_empty_human_turns_are_dropped_too():
+    """griptape 0.23 writes an empty system text as an empty first Human turn; the old API
+    answered such prompts, so empty Human turns are dropped like empty Assistant ones."""
+    conv = parse_prompt("\n\nHuman: \n\nAssistant:\n\nHuman: Hello there\n\nAssistant:")
+    assert conv.messages == [{"role": "user", "content": "Hello there"}]
+    assert conv.turns == 4 and conv.prefill is None
+
+
+def test_an_empty_human_turn_mid_prompt_merges_its_assistant_neighbours():
+    """Dropping an empty Human turn joins the Assistant turns around it, then the prefill."""
+    conv = parse_prompt("\n\nHuman: a\n\nAssistant: b\n\nHuman:\n\nAssistant: c")
+    assert conv.messages == [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b\n\nc"},
+    ]
+    assert conv.prefill == "b\n\nc"
+
+
+def test_assistant_text_before_any_human_text_is_kept_in_order():
+    """Nothing is invented or lost: an Assistant turn whose Human turn was empty stays
+    first, and the upstream judges it."""
+    conv = parse_prompt("\n\nHuman:\n\nAssistant: Hi!\n\nHuman: x\n\nAssistant:")
+    assert conv.messages == [
+        {"role": "assistant", "content": "Hi!"},
+        {"role": "user", "content": "x"},
+    ]
+
+
 def test_assistant_turn_before_an_empty_last_one_is_a_prefill():
     """When the conversation ends on an assistant message, Messages continues it."""
     conv = parse_prompt("\n\nHuman: a\n\nAssistant: b\n\nAssistant:")
@@ -122,9 +150,10 @@ def test_leading_bare_human_is_a_real_marker():
         ("\n\nHuman: hello", MUST_END),
         ("\n\nHuman: a\n\nAssistant: b\n\nHuman: c", MUST_END),
         ("\n\nHuman:\n\nAssistant:", "prompt: Human turn 1 is empty"),
+        ("\n\nHuman: \n\nAssistant: {", "prompt: Human turn 1 is empty"),
         (
-            "\n\nHuman: a\n\nAssistant: b\n\nHuman:   \n\nAssistant:",
-            "prompt: Human turn 2 is empty",
+            "Sys\n\nHuman:\n\nAssistant: a\n\nHuman:  \n\nAssistant:",
+            "prompt: Human turn 1 is empty",
         ),
     ],
 )

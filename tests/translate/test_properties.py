@@ -36,7 +36,7 @@ def test_any_prompt_parses_or_is_a_400(prompt):
         assert exc.status == 400
         return
     roles = [m["role"] for m in conv.messages]
-    assert roles[0] == "user"
+    assert "user" in roles
     assert all(a != b for a, b in pairwise(roles))
     assert all(m["content"] and m["content"] == m["content"].strip() for m in conv.messages)
 
