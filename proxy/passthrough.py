@@ -9,9 +9,10 @@ from starlette.types import Receive, Scope, Send
 
 from proxy.bridge import Bridge, admit
 from proxy.downstream import Client, ClientGone, refuse_declared_over
-from proxy.errors import BridgeError, InvalidRequest
+from proxy.errors import BridgeError
 from proxy.shadow import Capture
 from proxy.upstream import Answer, Upstream, closing, passthrough_headers
+from proxy.upstream_path import upstream_target
 
 
 async def relay(
@@ -50,15 +51,12 @@ class PassthroughEndpoint:
         runtime = self.bridge.runtime
         client = Client(receive, send)
         path = scope.get("raw_path") or scope["path"].encode()
-        target = path.decode("latin-1")
-        if scope.get("query_string"):
-            target += "?" + scope["query_string"].decode("latin-1")
         headers = Headers(scope=scope)
         forwarded = runtime.access.outbound(passthrough_headers(headers.raw))
         limit = runtime.settings.max_body_bytes
         streamed = "content-length" in headers or "transfer-encoding" in headers
 
-        async def forward() -> None:
+        async def forward(target: str) -> None:
             content = client.body_chunks(limit) if streamed else await client.read_body(limit)
             try:
                 response = await runtime.upstream.send(
@@ -73,10 +71,9 @@ class PassthroughEndpoint:
         runtime.active += 1
         try:
             admit(runtime, headers)
-            if not target.startswith("/"):  # the upstream host is only ever the configured one
-                raise InvalidRequest("the request target must be a path")
+            target = upstream_target(path, scope.get("query_string", b""))
             refuse_declared_over(headers, limit)
-            await client.until_disconnect(forward)
+            await client.until_disconnect(lambda: forward(target))
         except ClientGone:
             pass
         except BridgeError as exc:
