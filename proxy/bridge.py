@@ -22,6 +22,12 @@ class Bridge:
         self.metrics = metrics
         self.log = structlog.get_logger("complete-bridge")
         self.shadows = Shadows(self.record)
+        metrics.expect(runtime.routes, runtime.settings.force_mode)
+
+    def swap(self, runtime: Runtime) -> None:
+        """Put a new config in force; the series of its routes exist (at 0) first."""
+        self.metrics.expect(runtime.routes, runtime.settings.force_mode)
+        self.runtime = runtime
 
     def record(self, event: str, facts: dict[str, Any]) -> None:
         """The canonical log line of `event`, and the metrics it feeds."""

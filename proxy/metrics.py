@@ -9,7 +9,7 @@ bug must not fail a request.
 """
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import structlog
@@ -23,7 +23,9 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 
+from proxy.errors import ERROR_TYPES as ERROR_STATUSES
 from proxy.errors import error_type_for_status
+from proxy.routes import DEFAULT_ROUTE, FORCED, UNROUTED, Route
 
 PREFIX = "complete_bridge_"
 MAX_ROUTES = 100
@@ -56,6 +58,11 @@ ADAPTATIONS = frozenset(
     }
 )
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+SHADOW_RESULTS = ("exact", "normalised", "differs", "failed", "skipped")
+# The statuses created at 0: success, the error table's, the bridge's 502, no answer.
+# Others an upstream relays (a 503 from a proxy...) appear at their first event.
+STATUSES = ("200", *sorted({str(s) for s in ERROR_STATUSES} | {"502"}), "none")
+STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "none")
 # From a fast local answer to a long generation; the upstream's first byte may take minutes.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
 Series = TypeVar("Series", Counter, Histogram)
@@ -149,6 +156,21 @@ class Metrics:
             ["route", "agree"],
         )  # fmt: skip
         self.reloads = counter("config_reloads", "Config reloads, by result", ["result"])
+        self._zero_global()
+
+    def expect(self, routes: Iterable[Route], force_mode: str = "") -> None:
+        """Create at 0 the series of every (route, arm, mode) a call can be counted under
+        with this config (at start and on each reload, before it serves)."""
+        routes = tuple(routes)
+        for name, arm, mode in answering_arms(routes, force_mode):
+            self._zero_arm(name, arm, mode)
+        for route in routes:
+            if route.mode == "shadow":
+                label = self._route(route.name)
+                for result in SHADOW_RESULTS:
+                    self._at(self.shadow, label, result)
+                for agree in ("true", "false"):
+                    self._at(self.shadow_stops, label, agree)
 
     def observe(self, event: str, facts: Mapping[str, Any]) -> None:
         """Count one logged event; never raises."""
@@ -183,6 +205,32 @@ class Metrics:
         if series is None:
             series = self._series[key] = metric.labels(*labels)
         return series
+
+    def _zero_global(self) -> None:
+        for result in ("applied", "rejected"):
+            self._at(self.reloads, result)
+        for method in sorted(METHODS):
+            for status_class in STATUS_CLASSES:
+                self._at(self.passthrough, method, status_class)
+        self.expect(())  # calls no route matches, and calls refused before routing
+
+    def _zero_arm(self, route: str, arm: str, mode: str) -> None:
+        route = self._route(route)
+        for fmt in sorted(FORMATS):
+            for stream in ("false", "true"):
+                for status in STATUSES:
+                    self._at(self.requests, route, arm, mode, fmt, stream, status)
+        for error_type in sorted(ERROR_TYPES):
+            self._at(self.errors, route, arm, mode, error_type)
+        for stream in ("false", "true"):
+            self._at(self.duration, route, arm, mode, stream)
+            self._at(self.ttfb, route, arm, mode, stream)
+        for direction in ("input", "output"):
+            self._at(self.tokens, route, arm, direction)
+        if mode == "translate":  # a call passed on as it came is not adapted
+            for kind in sorted(ADAPTATIONS):
+                self._at(self.adaptations, route, arm, kind)
+        self._at(self.disconnects, route, arm, mode)
 
     def _route(self, value: Any) -> str:
         if value is None:
@@ -245,3 +293,17 @@ class Metrics:
         if result not in ("failed", "skipped"):
             agree = "true" if facts.get("stop_match") is True else "false"
             self._at(self.shadow_stops, route, agree).inc()
+
+
+def answering_arms(routes: Iterable[Route], force_mode: str) -> Iterator[tuple[str, str, str]]:
+    """Every (route, arm, mode) a `complete` line can name with this config: each route's
+    primary arm, a canary's secondary (a shadow's secondary is counted as comparisons),
+    the kill switch's, calls no route matches and calls refused before routing."""
+    yield UNROUTED, "primary", "translate"
+    yield DEFAULT_ROUTE.name, "primary", DEFAULT_ROUTE.primary.mode
+    if force_mode:
+        yield FORCED, "primary", force_mode
+    for route in routes:
+        yield route.name, "primary", route.primary.mode
+        if route.mode == "canary" and route.secondary is not None:
+            yield route.name, "secondary", route.secondary.mode

@@ -53,7 +53,7 @@ class Reloader:
                 "config.needs_restart",
                 hint="host, port, log_format and drain_timeout take effect on restart",
             )
-        self.bridge.runtime = runtime
+        self.bridge.swap(runtime)
         self.retiring.append(old)
         facts = {
             "generation": runtime.generation,

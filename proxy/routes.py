@@ -103,6 +103,7 @@ class Route:
 
 DEFAULT_ROUTE = Route(name="default")
 UNROUTED = "(unrouted)"  # the log's route for a call refused before it was routed
+FORCED = "forced"  # the log's route for every call while the kill switch is on
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +149,7 @@ def choose(
     [0, 100), decides a shadow (the call is shadowed when it is under the route's
     percent), and a canary for a caller with nothing to stick to."""
     if force_mode:
-        return Choice(Route(name="forced", mode=force_mode), "primary", Arm(force_mode))
+        return Choice(Route(name=FORCED, mode=force_mode), "primary", Arm(force_mode))
     route = next((r for r in routes if r.match.matches(call)), DEFAULT_ROUTE)
     if route.secondary is None:
         return Choice(route, "primary", route.primary)

@@ -3,14 +3,16 @@ by the app in-process and by a real bridge process."""
 
 import json
 import math
+from dataclasses import replace
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from proxy.app import create_app
-from proxy.config import Settings
+from proxy.config import Settings, check_value
 from proxy.metrics import MAX_ROUTES, Metrics
+from proxy.routes import parse_routes
 from tests.factories import legacy_body, message
 from tests.fake_upstream import create_fake_upstream
 from tests.servers import bridge_process, serving
@@ -31,6 +33,11 @@ def scrape(text: str) -> Samples:
 def value(samples: Samples, name: str, **labels: str) -> float:
     """One sample's value; 0 when the series does not exist."""
     return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def total(samples: Samples, name: str) -> float:
+    """The sum of every series of `name`."""
+    return sum(v for (sample, _), v in samples.items() if sample == name)
 
 
 def rendered(metrics: Metrics) -> Samples:
@@ -77,7 +84,7 @@ def test_a_complete_event_feeds_every_request_metric() -> None:
     assert value(s, ttfb + "_bucket", **TIMED, le="0.025") == 0
     assert value(s, ttfb + "_bucket", **TIMED, le="0.05") == 1
     assert value(s, ttfb + "_bucket", **TIMED, le="120.0") == 1
-    assert not any(name == "complete_bridge_errors_total" for name, _ in s)
+    assert total(s, "complete_bridge_errors_total") == 0
     assert not any("claude" in v for _, labels in s for _, v in labels), "model as a label"
 
 
@@ -98,8 +105,11 @@ def test_errors_are_counted_by_a_bounded_error_type() -> None:
     assert value(s, "complete_bridge_errors_total", **errors, error_type="overloaded_error") == 2
     assert value(s, "complete_bridge_errors_total", **errors, error_type="other") == 2
     assert value(s, "complete_bridge_errors_total", **errors, error_type="api_error") == 1
-    statuses = {labels for name, labels in s if name == "complete_bridge_requests_total"}
-    assert {dict(labels)["status"] for labels in statuses} == {"529", "500", "400", "418"}
+    statuses = {
+        dict(labels)["status"]: v for (name, labels), v in s.items()
+        if name == "complete_bridge_requests_total" and v
+    }  # fmt: skip
+    assert statuses == {"529": 2, "500": 1, "400": 1, "418": 1}
 
 
 def test_a_client_that_left_first_counts_as_status_none_and_a_disconnect() -> None:
@@ -115,19 +125,20 @@ def test_a_client_that_left_first_counts_as_status_none_and_a_disconnect() -> No
 
 
 def test_route_labels_are_capped() -> None:
-    """Past MAX_ROUTES distinct routes, new ones are counted as "other"; known ones keep
-    their name."""
+    """Past MAX_ROUTES distinct routes ("default" and "(unrouted)" included from the
+    start), new ones are counted as "other"; known ones keep their name."""
     metrics = Metrics()
     for i in range(MAX_ROUTES + 20):
         metrics.observe("complete", {"route": f"r{i}", "arm": "secondary", "status": 200})
     metrics.observe("complete", {"route": "r0", "arm": "secondary", "status": 200})
     s = rendered(metrics)
-    routes = [
+    routes = {
         dict(labels)["route"] for name, labels in s if name == "complete_bridge_requests_total"
-    ]
+    }
     assert len(routes) == MAX_ROUTES + 1
+    assert {"default", "(unrouted)", "other"} <= routes
     labels = {"arm": "secondary", "mode": "translate", "format": "other", "stream": "false"}
-    assert value(s, "complete_bridge_requests_total", route="other", **labels, status="200") == 20
+    assert value(s, "complete_bridge_requests_total", route="other", **labels, status="200") == 22
     assert value(s, "complete_bridge_requests_total", route="r0", **labels, status="200") == 2
 
 
@@ -199,6 +210,96 @@ def test_config_reloads_are_counted_by_result() -> None:
     s = rendered(metrics)
     assert value(s, "complete_bridge_config_reloads_total", result="applied") == 2
     assert value(s, "complete_bridge_config_reloads_total", result="rejected") == 1
+
+
+def test_a_fresh_metrics_has_every_known_series_at_zero() -> None:
+    """Before any event, the series whose labels are known in advance exist at 0 (so a
+    scrape sees 0 before the first event, and increase() counts it): reload results,
+    pass-through methods and classes, and for calls no route matches and calls refused
+    before routing every format, stream, status of the error table, error type,
+    duration and TTFB histogram, token direction, adaptation kind and disconnect."""
+    s = rendered(Metrics())
+    assert all(v == 0 for (name, _), v in s.items() if not name.endswith("_created"))
+    for result in ("applied", "rejected"):
+        assert ("complete_bridge_config_reloads_total", frozenset({("result", result)})) in s
+    passthrough = {
+        (dict(labels)["method"], dict(labels)["status_class"])
+        for name, labels in s
+        if name == "complete_bridge_passthrough_requests_total"
+    }
+    assert {("GET", "2xx"), ("POST", "4xx"), ("DELETE", "5xx"), ("GET", "none")} <= passthrough
+    for route in ("default", "(unrouted)"):
+        arm = {"route": route, "arm": "primary"}
+        for fmt in ("v1", "v2"):
+            for stream in ("true", "false"):
+                for status in ("200", "400", "401", "413", "429", "500", "502", "504", "529"):
+                    labels = {**arm, "mode": "translate", "format": fmt, "stream": stream}
+                    key = frozenset({**labels, "status": status}.items())
+                    assert ("complete_bridge_requests_total", key) in s, (labels, status)
+        for error_type in ("invalid_request_error", "overloaded_error", "timeout_error"):
+            key = frozenset({**arm, "mode": "translate", "error_type": error_type}.items())
+            assert ("complete_bridge_errors_total", key) in s
+        for stream in ("true", "false"):
+            timed = frozenset({**arm, "mode": "translate", "stream": stream}.items())
+            for histogram in ("request_duration_seconds", "time_to_first_byte_seconds"):
+                assert (f"complete_bridge_{histogram}_count", timed) in s
+        for direction in ("input", "output"):
+            key = frozenset({**arm, "direction": direction}.items())
+            assert ("complete_bridge_tokens_total", key) in s
+        key = frozenset({**arm, "kind": "capped_max_tokens"}.items())
+        assert ("complete_bridge_adaptations_total", key) in s
+        key = frozenset({**arm, "mode": "translate"}.items())
+        assert ("complete_bridge_client_disconnects_total", key) in s
+    assert not any(dict(labels).get("route") == "forced" for _, labels in s)
+
+
+CANARY = {
+    "name": "canary",
+    "mode": "canary",
+    "percent": 30,
+    "primary": {"mode": "passthrough", "upstream_url": "http://legacy"},
+    "secondary": {"mode": "translate", "upstream_url": "http://new"},
+}
+SHADOW = {**CANARY, "name": "shadow", "mode": "shadow"}
+
+
+def series(samples: Samples, name: str, label: str) -> set[tuple[str, ...]]:
+    """(route, arm-or-other label, `label`) of every series of `name`."""
+    return {
+        (dict(labels)["route"], dict(labels).get("arm", ""), dict(labels)[label])
+        for sample, labels in samples
+        if sample == name
+    }
+
+
+def test_expect_zeroes_the_series_of_the_routes_a_config_names() -> None:
+    """A canary route has both arms, each in its own mode (no adaptations for a
+    pass-through arm); a shadow route its primary and its comparison results; the kill
+    switch its "forced" route. Expecting twice changes nothing."""
+    metrics = Metrics()
+    for _ in range(2):
+        metrics.expect(parse_routes([CANARY, SHADOW], check_value), "passthrough")
+    s = rendered(metrics)
+    assert all(v == 0 for (name, _), v in s.items() if not name.endswith("_created"))
+    modes = series(s, "complete_bridge_client_disconnects_total", "mode")
+    assert modes == {
+        ("(unrouted)", "primary", "translate"),
+        ("default", "primary", "translate"),
+        ("forced", "primary", "passthrough"),
+        ("canary", "primary", "passthrough"),
+        ("canary", "secondary", "translate"),
+        ("shadow", "primary", "passthrough"),
+    }
+    adapted = {
+        (route, arm) for route, arm, _ in series(s, "complete_bridge_adaptations_total", "kind")
+    }
+    assert adapted == {("(unrouted)", "primary"), ("default", "primary"), ("canary", "secondary")}
+    shadow = series(s, "complete_bridge_shadow_comparisons_total", "result")
+    assert shadow == {
+        ("shadow", "", r) for r in ("exact", "normalised", "differs", "failed", "skipped")
+    }
+    agreement = series(s, "complete_bridge_shadow_stop_agreement_total", "agree")
+    assert agreement == {("shadow", "", "true"), ("shadow", "", "false")}
 
 
 GARBAGE: list[object] = [
@@ -347,3 +448,30 @@ async def test_a_real_bridge_process_serves_metrics(tmp_path) -> None:
     assert value(s, "complete_bridge_requests_total", **labels) == 1
     assert value(s, "complete_bridge_tokens_total", **ROUTE, direction="output") == 3
     assert value(s, "complete_bridge_request_duration_seconds_count", **TIMED) == 1
+
+
+async def test_a_fresh_bridge_serves_zero_series_for_its_routes_and_adds_them_on_reload() -> None:
+    """Before any call, GET /metrics shows the configured route's series at 0 and both
+    reload results at 0; a reload that names a new route adds its series (at 0) and
+    counts itself."""
+    first = replace(
+        Settings(upstream_url="http://upstream.test"), routes=parse_routes([CANARY], check_value)
+    )
+    second = replace(first, routes=parse_routes([SHADOW], check_value))
+    app = create_app(first, transport=httpx.MockTransport(scripted), reload=lambda: second)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as client:
+        before = scrape((await client.get("/metrics")).text)
+        assert app.state.reloader.reload("test")
+        after = scrape((await client.get("/metrics")).text)
+    requests = {"mode": "translate", "format": "v1", "stream": "true", "status": "200"}
+    canary = {"route": "canary", "arm": "secondary", **requests}
+    assert ("complete_bridge_requests_total", frozenset(canary.items())) in before
+    reloads = "complete_bridge_config_reloads_total"
+    assert [value(before, reloads, result=r) for r in ("applied", "rejected")] == [0, 0]
+    assert ("complete_bridge_config_reloads_total", frozenset({("result", "rejected")})) in before
+    shadow = frozenset({"route": "shadow", "result": "exact"}.items())
+    assert ("complete_bridge_shadow_comparisons_total", shadow) not in before
+    assert after[("complete_bridge_shadow_comparisons_total", shadow)] == 0
+    assert [value(after, reloads, result=r) for r in ("applied", "rejected")] == [1, 0]
+    assert ("complete_bridge_requests_total", frozenset(canary.items())) in after
