@@ -429,12 +429,17 @@ def exposed_metric_names() -> set[str]:
 
 
 def test_grafana_dashboard_queries_only_metrics_the_bridge_exposes() -> None:
-    """The dashboard imports with a Prometheus datasource input; every panel and variable
-    queries through it, and every metric its PromQL names is one the bridge exposes."""
-    dashboard = json.loads(DASHBOARD.read_text())
-    (source,) = dashboard["__inputs"]
-    assert (source["type"], source["pluginId"]) == ("datasource", "prometheus")
-    datasource = {"type": "prometheus", "uid": "${" + source["name"] + "}"}
+    """The dashboard picks its Prometheus with a data-source variable (no import-only
+    `__inputs`, so a provisioning file loads it as it is); every panel and variable
+    queries through it, every range is `$__rate_interval`, and every metric its PromQL
+    names is one the bridge exposes."""
+    text = DASHBOARD.read_text()
+    dashboard = json.loads(text)
+    assert "__inputs" not in dashboard and "${DS_" not in text
+    variables = {variable["name"]: variable for variable in dashboard["templating"]["list"]}
+    source = variables.pop("datasource")
+    assert (source["type"], source["query"]) == ("datasource", "prometheus")
+    datasource = {"type": "prometheus", "uid": "${datasource}"}
     assert 36 <= dashboard["schemaVersion"] <= 41
     assert dashboard["id"] is None and dashboard["uid"]
 
@@ -451,9 +456,12 @@ def test_grafana_dashboard_queries_only_metrics_the_bridge_exposes() -> None:
         for target in panel["targets"]:
             assert target["datasource"] == datasource, panel["title"]
             queries.append(target["expr"])
-    for variable in dashboard["templating"]["list"]:
+    for variable in variables.values():
         assert variable["datasource"] == datasource, variable["name"]
         queries.append(variable["query"]["query"])
+    for query in queries:  # at Grafana's floor $__interval, a rate has too few samples
+        assert "$__interval" not in query, query
+        assert set(re.findall(r"\[([^\]]*)\]", query)) <= {"$__rate_interval"}, query
 
     named: set[str] = set()
     for query in queries:
