@@ -246,7 +246,7 @@ def _moment(flag: str, text: str | None) -> datetime | None:
 
     try:
         return None if text is None else parse_timestamp(text)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 off UTC
         raise UsageError(f"{flag}: expected an ISO 8601 timestamp, got {text!r}") from None
 
 

@@ -173,6 +173,8 @@ class CompleteEndpoint:
         facts.update(
             route=choice.route.name, arm=choice.arm_name, mode=target.mode, caller=call.caller
         )
+        if isinstance(model, str):  # named even if the call is refused after this
+            facts["legacy_model"] = model
         return choice, target
 
     async def _forward(self, ex: Exchange, translation: Translation) -> None:

@@ -13,12 +13,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proxy.report import build_report, parse_timestamp, render_html, render_json, render_text
-from proxy.report.tally import EXACT_SAMPLES, Quantiles, adaptation_kind
+from proxy.report.tally import EXACT_SAMPLES, FIELDS, Quantiles, adaptation_kind
 from tests.factories import PROMPT, legacy_body
 from tests.fake_upstream import create_fake_upstream
 from tests.servers import bridge_process, serving
+from tests.test_reload import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = '<script>document.title="pwned"</script>'
@@ -179,15 +182,144 @@ def test_old_lines_without_route_arm_mode_or_caller_get_the_defaults():
 
 
 def test_bad_lines_are_skipped_and_counted():
-    """Lines that are not a JSON object with a string "event" are skipped and counted;
-    odd field types are treated as absent, not as a crash."""
+    """Lines that are not a JSON object with a string "event" are skipped and counted, and
+    so is a line holding a value of the wrong type where the report reads one; null is
+    "not known", not a reason to skip."""
     junk = ["{", "null", '"complete"', '{"event": 3}', "\x00\xff", b"\xff\xfe{"]
-    odd = line(status="200", input_tokens="many", adaptations="local_stop", duration_ms=True)
-    r = build_report([*junk, odd])
-    assert (r.lines, r.skipped) == (7, 6)
+    odd = [
+        line(status="200"),
+        line(input_tokens="many"),
+        line(adaptations="local_stop"),
+        line(adaptations=["local_stop", 3]),
+        line(duration_ms=True),
+        line(caller=5),
+        line(legacy_model=["claude-2.1"]),
+        line(stream="yes"),
+        line(client_disconnected=1),
+        line("shadow", exact_match="true"),
+    ]
+    nulls = line(status=None, input_tokens=None, adaptations=None, duration_ms=None)
+    r = build_report([*junk, *odd, nulls])
+    assert (r.lines, r.skipped) == (17, 16)
     assert (r.totals.requests, r.totals.hangups, r.totals.input_tokens) == (1, 1, 0)
-    assert r.adaptations == []
+    assert r.adaptations == [] and r.shadow == []
     assert r.routes[0].duration_p50_ms is None
+
+
+YEAR_MS = 366 * 24 * 3600 * 1000  # the longest duration the report takes
+
+# Values no bridge writes where the report reads a number: each makes its line skipped.
+# (orjson reads an integer past 64 bits as a float; Infinity and NaN are not JSON at all.)
+UNUSABLE = [
+    1e308,
+    -1e308,
+    -1,
+    -0.5,
+    2**64,
+    10**30,
+    "1",
+    "",
+    True,
+    False,
+    {"ms": 1},
+    [1],
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+]
+NUMBERS = {  # (event, field): values the report must still count, the edges of the range
+    ("complete", "status"): [100, 599],
+    ("complete", "input_tokens"): [0, 2**53],
+    ("complete", "output_tokens"): [0, 2**53],
+    ("complete", "duration_ms"): [0, 0.001, YEAR_MS],
+    ("complete", "ttfb_ms"): [0, 0.001, YEAR_MS],
+    ("shadow", "status"): [100, 599],
+}
+
+
+def test_every_numeric_field_is_in_the_table():
+    """The fuzz below covers every numeric field the report reads."""
+    numeric = {
+        (event, name)
+        for event, checks in FIELDS.items()
+        for name, ok in checks.items()
+        if ok(0) or ok(100)
+    }
+    assert numeric == set(NUMBERS)
+
+
+def test_an_unusable_number_skips_its_line_not_the_report(tmp_path):
+    """`report` as a process on a log where every numeric field holds, in turn, every
+    value it cannot use (1e308 crashed it once with OverflowError): exit 0 in every
+    format, each such line skipped and counted, and the values at the edges of each
+    field's range counted."""
+    bad = [
+        json.dumps({**json.loads(line(event)), name: value})
+        for (event, name) in NUMBERS
+        for value in UNUSABLE
+    ]
+    good = [
+        line(event, **{name: value})
+        for (event, name), values in NUMBERS.items()
+        for value in values
+    ]
+    log = tmp_path / "bridge.log"
+    log.write_text("\n".join([*bad, *good]) + "\n")
+    done = run(str(log), "--json")
+    assert done.returncode == 0, done.stderr
+    r = json.loads(done.stdout)
+    assert (r["lines"], r["skipped"]) == (len(bad) + len(good), len(bad))
+    complete = sum(len(v) for (event, _), v in NUMBERS.items() if event == "complete")
+    assert r["totals"]["requests"] == complete
+    assert r["totals"]["input_tokens"] == 2**53 + 10 * (complete - 2)
+    (route,) = r["routes"]
+    assert (route["duration_p50_ms"], route["duration_p95_ms"]) == (100, YEAR_MS)
+    assert (route["ttfb_p50_ms"], route["ttfb_p95_ms"]) == (5, YEAR_MS)
+    text = run(str(log))
+    assert text.returncode == 0, text.stderr
+    assert f"{len(bad):,} skipped" in text.stdout
+    page = tmp_path / "report.html"
+    assert run(str(log), "--html", str(page)).returncode == 0
+    assert "Legacy requests per day" in page.read_text()
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=5,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    event=st.sampled_from(sorted(FIELDS)),
+    values=st.dictionaries(
+        st.sampled_from(sorted({name for checks in FIELDS.values() for name in checks})),
+        JSON_VALUES,
+    ),
+    timestamp=st.one_of(st.text(max_size=30), JSON_VALUES, st.datetimes().map(str)),
+)
+def test_no_field_value_crashes_the_report(event, values, timestamp):
+    """Whatever any field the report reads holds (any JSON value, or Infinity and NaN
+    written by a non-strict encoder), the report comes out in every format and the line
+    is either counted or skipped; what is counted stays in range."""
+    raw = json.dumps({**json.loads(line(event)), **values, "timestamp": timestamp})
+    r = build_report([raw, line()], since=None)
+    assert r.lines == 2 and r.skipped in (0, 1)
+    assert r.events.get(event, 0) + r.skipped == 2 - (event != "complete")
+    assert r.totals.input_tokens >= 0 and r.totals.output_tokens >= 0
+    for row in r.routes:
+        for q in (row.duration_p50_ms, row.duration_p95_ms, row.ttfb_p50_ms, row.ttfb_p95_ms):
+            assert q is None or 0 <= q <= YEAR_MS
+    render_text(r), render_json(r), render_html(r)
+    since = build_report([raw], since=parse_timestamp("2025-01-01T00:00:00Z"))
+    assert since.skipped + since.outside + sum(since.events.values()) == 1
 
 
 def test_since_and_until_filter_events():
@@ -373,6 +505,84 @@ async def test_report_of_a_real_bridge_log(tmp_path):
         assert "key-alpha" not in done.stdout  # fingerprints, never keys
     else:  # a bridge from before the caller field
         assert callers == [4]
+
+
+async def test_a_refused_call_counts_under_its_model(tmp_path):
+    """A call refused for a bad body after routing is logged, and reported, under the model
+    it named; "(unknown)" is only for bodies with no model string, and "(unrouted)" for
+    calls refused before routing (a body that is not JSON)."""
+    log = tmp_path / "bridge.log"
+    async with (
+        serving(create_fake_upstream()) as upstream_url,
+        bridge_process(upstream_url, log) as bridge,
+        httpx.AsyncClient(
+            base_url=bridge.url, timeout=10, headers={"x-api-key": "key-alpha"}
+        ) as client,
+    ):
+        calls = [
+            legacy_body(),
+            legacy_body(prompt=["not", "a", "string"]),
+            legacy_body(model="claude-instant-1.2", max_tokens_to_sample=0),
+            legacy_body(model=...),
+            legacy_body(model=7),
+        ]
+        statuses = [(await client.post("/v1/complete", json=body)).status_code for body in calls]
+        junk = await client.post("/v1/complete", content=b"{not json")
+        assert statuses == [200, 400, 400, 400, 400] and junk.status_code == 400
+        complete = await wait_for(bridge, "complete", count=6)  # lines follow answers
+    assert [x.get("legacy_model") for x in complete] == [
+        "claude-2.1",
+        "claude-2.1",
+        "claude-instant-1.2",
+        None,
+        None,
+        None,
+    ]
+    done = run(str(log), "--json")
+    assert done.returncode == 0, done.stderr
+    r = json.loads(done.stdout)
+    models = {m["legacy_model"]: (m["requests"], m["errors"]) for m in r["models"]}
+    assert models == {"claude-2.1": (2, 1), "claude-instant-1.2": (1, 1), "(unknown)": (3, 3)}
+    routes = {x["route"]: (x["requests"], x["errors"]) for x in r["routes"]}
+    assert routes == {"default": (5, 4), "(unrouted)": (1, 1)}
+
+
+def test_text_report_shows_requests_per_day(tmp_path):
+    """The terminal report has the per-day section JSON and HTML have: each day, its
+    requests and errors, and a bar as long as its share of the busiest day."""
+    log = tmp_path / "bridge.log"
+    log.write_text("\n".join(LINES) + "\n")
+    done = run(str(log))
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.splitlines()
+    start = out.index("Legacy requests per day")
+    assert out[start + 1].split() == ["day", "requests", "errors"]
+    rows = [x.split() for x in out[start + 2 : start + 4]]
+    assert rows == [["2025-03-01", "2", "0", "#" * 25], ["2025-03-02", "4", "2", "#" * 50]]
+    assert out[start + 4] == ""
+
+
+def test_text_report_shows_the_last_quarter_and_counts_earlier_days():
+    """Past 92 days the text shows the latest 92 and says how many earlier ones --json has."""
+    days = [f"2025-{m:02d}-{d:02d}T12:00:00Z" for m in range(1, 5) for d in range(1, 29)]
+    text = render_text(build_report([line(timestamp=t) for t in days]))
+    assert "... and 20 more earlier days (in --json)" in text
+    assert "2025-01-21 " in text and "2025-01-20 " not in text
+
+
+def test_an_unreadable_timestamp_is_not_a_crash(tmp_path):
+    """A timestamp out of datetime's range once it is moved to UTC counts the line without a
+    day, or outside --since/--until; a --since like that is a usage error, not a trace."""
+    log = tmp_path / "bridge.log"
+    log.write_text(line(timestamp="0001-01-01T00:00:00+01:00") + "\n" + line() + "\n")
+    done = run(str(log), "--json")
+    assert done.returncode == 0, done.stderr
+    r = json.loads(done.stdout)
+    assert (r["totals"]["requests"], r["skipped"], len(r["days"])) == (2, 0, 1)
+    since = run(str(log), "--json", "--since", "2025-01-01")
+    assert json.loads(since.stdout)["outside"] == 1
+    bad = run(str(log), "--since", "9999-12-31T23:59:59-01:00")
+    assert bad.returncode == 2 and bad.stderr.startswith("complete-bridge: error: --since:")
 
 
 class _Dom(HTMLParser):

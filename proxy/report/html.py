@@ -5,9 +5,9 @@ from the log is untrusted and goes through `html.escape`."""
 from collections.abc import Sequence
 from html import escape
 
-from proxy.report.rows import Report
+from proxy.report.rows import RECENT_DAYS, Report
 
-CHART_DAYS = 92  # the requests-per-day chart shows the last quarter
+CHART_DAYS = RECENT_DAYS  # the requests-per-day chart shows the last quarter
 CHART_BARS = 15  # the horizontal bar charts show the top 15
 
 CSS = """

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+RECENT_DAYS = 92  # the text and HTML reports show the last quarter's days (JSON: all)
+
 
 @dataclass
 class Totals:
@@ -84,7 +86,7 @@ class DayRow:
 @dataclass
 class Report:
     lines: int = 0
-    skipped: int = 0  # not JSON, or JSON without an "event"
+    skipped: int = 0  # not JSON, JSON without an "event", or a value not usable
     outside: int = 0  # events outside --since/--until
     first: str | None = None
     last: str | None = None

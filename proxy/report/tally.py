@@ -11,7 +11,7 @@ requests; past that they come from a fixed log-bucket histogram, within about 4.
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -91,13 +91,67 @@ def adaptation_kind(adaptation: str) -> str:
     return adaptation.split(":", 1)[0] if "->" in adaptation else adaptation
 
 
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+STATUSES = (100, 599)  # the HTTP status codes
+MAX_COUNT = 2**53  # tokens: the largest integer a JSON number holds exactly
+MAX_MS = 366 * 24 * 3600 * 1000.0  # a year: no call lasts longer
 
 
-def _number(value: object) -> float | None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    return float(value) if ok else None  # type: ignore[arg-type]
+def _is_int(value: object, low: float, high: float) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _is_ms(value: object) -> bool:
+    """A duration: a number from 0 to MAX_MS (not NaN, not infinite)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    return 0 <= value <= MAX_MS
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _is_flag(value: object) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_texts(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+_SHARED: dict[str, Callable[[object], bool]] = {
+    "status": lambda v: _is_int(v, *STATUSES),
+    "error_type": _is_text,
+    "route": _is_text,
+}
+# What the report reads of each event, and what it can use: null (or no such field) is
+# "not known"; any other value of the wrong type or out of range makes the line unusable.
+FIELDS: dict[str, dict[str, Callable[[object], bool]]] = {
+    "complete": _SHARED
+    | {
+        "client_disconnected": _is_flag,
+        "caller": _is_text,
+        "legacy_model": _is_text,
+        "upstream_model": _is_text,
+        "arm": _is_text,
+        "mode": _is_text,
+        "stream": _is_flag,
+        "input_tokens": lambda v: _is_int(v, 0, MAX_COUNT),
+        "output_tokens": lambda v: _is_int(v, 0, MAX_COUNT),
+        "duration_ms": _is_ms,
+        "ttfb_ms": _is_ms,
+        "adaptations": _is_texts,
+    },
+    "shadow": _SHARED
+    | {name: _is_flag for name in ("skipped", "exact_match", "normalised_match", "stop_match")},
+}
+
+
+def usable(line: dict[str, Any]) -> bool:
+    """Whether every field the report reads of this event is null, absent, or a value
+    it can use (see FIELDS)."""
+    checks = FIELDS.get(line["event"], {})
+    return all(line.get(name) is None or ok(line[name]) for name, ok in checks.items())
 
 
 def _str(value: object, default: str) -> str:
@@ -170,7 +224,7 @@ class _Tally:
 
     def complete(self, line: dict[str, Any], moment: datetime | None) -> None:
         totals = self.report.totals
-        status = _int(line.get("status"))
+        status = line.get("status")
         hangup = status is None or line.get("client_disconnected") is True
         failed = not hangup and (
             (status is not None and status >= 400) or line.get("error_type") is not None
@@ -181,8 +235,8 @@ class _Tally:
         totals.errors += failed
         totals.hangups += hangup
         totals.streams += line.get("stream") is True
-        totals.input_tokens += _int(line.get("input_tokens")) or 0
-        totals.output_tokens += _int(line.get("output_tokens")) or 0
+        totals.input_tokens += line.get("input_tokens") or 0
+        totals.output_tokens += line.get("output_tokens") or 0
 
         caller = self.callers.setdefault(caller_key, _Caller())
         caller.requests += 1
@@ -195,7 +249,7 @@ class _Tally:
         model.requests += 1
         model.errors += failed
         model.callers.add(caller_key)
-        if isinstance(upstream := line.get("upstream_model"), str):
+        if upstream := line.get("upstream_model"):
             model.upstream[upstream] += 1
 
         key = (_str(line.get("route"), "default"), _str(line.get("arm"), "primary"))
@@ -204,18 +258,16 @@ class _Tally:
         route.errors += failed
         route.hangups += hangup
         route.modes.add(_str(line.get("mode"), "translate"))
-        if (duration := _number(line.get("duration_ms"))) is not None:
-            route.duration.add(duration)
-        if (ttfb := _number(line.get("ttfb_ms"))) is not None:
-            route.ttfb.add(ttfb)
+        if (duration := line.get("duration_ms")) is not None:
+            route.duration.add(float(duration))
+        if (ttfb := line.get("ttfb_ms")) is not None:
+            route.ttfb.add(float(ttfb))
 
-        adaptations = line.get("adaptations")
-        if isinstance(adaptations, list):
-            for kind in {adaptation_kind(a) for a in adaptations if isinstance(a, str)}:
-                adaptation = self.adaptations.setdefault(kind, _Adaptation())
-                adaptation.requests += 1
-                adaptation.models[model_key] += 1
-                adaptation.callers[caller_key] += 1
+        for kind in {adaptation_kind(a) for a in line.get("adaptations") or ()}:
+            adaptation = self.adaptations.setdefault(kind, _Adaptation())
+            adaptation.requests += 1
+            adaptation.models[model_key] += 1
+            adaptation.callers[caller_key] += 1
 
         if moment is not None:
             day = self.days.setdefault(moment.date(), [0, 0])
@@ -228,7 +280,7 @@ class _Tally:
             shadow.skipped += 1
             return
         shadow.comparisons += 1
-        status = _int(line.get("status"))
+        status = line.get("status")
         if status is None or status >= 400 or line.get("error_type") is not None:
             shadow.failed += 1
             return
@@ -324,9 +376,10 @@ def build_report(
     until: datetime | None = None,
     top: int = 50,
 ) -> Report:
-    """Aggregate log lines. Lines that are not a JSON object with an "event" are skipped
-    and counted; with `since`/`until`, events outside [since, until) (or without a
-    readable timestamp) are counted in `outside` and left out of everything else."""
+    """Aggregate log lines. Lines that are not a JSON object with an "event", or that
+    hold a value the report cannot use (see FIELDS), are skipped and counted; with
+    `since`/`until`, events outside [since, until) (or without a readable timestamp)
+    are counted in `outside` and left out of everything else."""
     tally = _Tally()
     report = tally.report
     for raw in lines:
@@ -335,12 +388,12 @@ def build_report(
             line = orjson.loads(raw)
         except orjson.JSONDecodeError:
             line = None
-        if not isinstance(line, dict) or not isinstance(line.get("event"), str):
+        if not (isinstance(line, dict) and isinstance(line.get("event"), str) and usable(line)):
             report.skipped += 1
             continue
         try:
             moment: datetime | None = parse_timestamp(line["timestamp"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             moment = None
         if (since or until) and (
             moment is None or (since and moment < since) or (until and moment >= until)

@@ -1,6 +1,8 @@
 """The migration report as plain aligned tables for a terminal, at most 100 columns."""
 
-from proxy.report.rows import Report
+from proxy.report.rows import RECENT_DAYS, Report
+
+DAY_BAR = 50  # columns of the longest per-day bar
 
 
 def clean(text: str) -> str:
@@ -41,6 +43,18 @@ def _more(count: int, what: str) -> list[str]:
     return [f"  ... and {count:,} more {what}"] if count else []
 
 
+def _days(report: Report) -> list[str]:
+    """Requests and errors per day, the last RECENT_DAYS, each with a bar of `#`."""
+    days = report.days[-RECENT_DAYS:]
+    top = max((d.requests for d in days), default=0) or 1
+    rows = [
+        [d.day, f"{d.requests:,}", f"{d.errors:,}", "#" * max(1, round(DAY_BAR * d.requests / top))]
+        for d in days
+    ]
+    table = _table([("day", 10), ("requests", -9), ("errors", -9), ("", DAY_BAR)], rows)
+    return table + _more(len(report.days) - len(days), "earlier days (in --json)")
+
+
 def render_text(report: Report) -> str:
     """Plain aligned tables, at most 100 columns wide."""
     t = report.totals
@@ -53,10 +67,11 @@ def render_text(report: Report) -> str:
         f"Errors:    {t.errors:,} ({_pct(t.error_rate)} of answered); "
         f"{t.hangups:,} client hang-ups",
         f"Tokens:    {t.input_tokens:,} in, {t.output_tokens:,} out",
-        f"Lines:     {report.lines:,} read, {report.skipped:,} skipped (not JSON or no event)"
+        f"Lines:     {report.lines:,} read, {report.skipped:,} skipped (not a usable event)"
         + (f", {report.outside:,} outside --since/--until" if report.outside else ""),
         f"Events:    {events}",
     ]
+    out += ["", "Legacy requests per day", *_days(report)]
     out += ["", "Callers (key fingerprints)"]
     out += _table(
         [
