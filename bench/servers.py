@@ -46,6 +46,7 @@ class Server:
         self.name, self.port, self.log_path, self.cwd = name, port, logs / f"{name}-{port}.log", cwd
         self.argv = (["taskset", "-c", cpus] if cpus and shutil.which("taskset") else []) + argv
         self.process: subprocess.Popen[bytes] | None = None
+        self.extra_env: dict[str, str] = {}  # settings over the defaults (BRIDGE_*)
 
     @property
     def pid(self) -> int:
@@ -60,7 +61,7 @@ class Server:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=self.cwd,
-                env=_environment(),
+                env={**_environment(), **self.extra_env},
             )
         return self
 

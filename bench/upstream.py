@@ -223,7 +223,7 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
-        self.buffer = b""
+        self.buffer = bytearray()  # += on bytes would copy it all on every read
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -251,9 +251,9 @@ class Connection(asyncio.Protocol):
             total = end + 4 + length
             if len(self.buffer) < total:
                 return
-            body = self.buffer[end + 4 : total]
-            self.buffer = self.buffer[total:]
-            self.upstream.handle(self.transport, head, body)
+            body = bytes(self.buffer[end + 4 : total])
+            del self.buffer[:total]
+            self.upstream.handle(self.transport, bytes(head), body)
 
 
 async def serve(upstream: Upstream, port: int) -> None:
