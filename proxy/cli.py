@@ -11,7 +11,15 @@ from pathlib import Path
 from types import FrameType
 
 from proxy import __version__
-from proxy.config import ConfigError, Settings, apply, from_environ, from_file, locate
+from proxy.config import (
+    ConfigError,
+    Settings,
+    apply,
+    check_ports,
+    from_environ,
+    from_file,
+    locate,
+)
 from proxy.errors import InvalidRequest
 from proxy.routes import fingerprint
 from proxy.translate.request import translate_request
@@ -44,6 +52,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="address to listen on [BRIDGE_HOST] (default: 127.0.0.1)")
     serve.add_argument("--port", help="port to listen on [BRIDGE_PORT] (default: 8080)")
+    serve.add_argument(
+        "--metrics-port",
+        metavar="PORT",
+        help="also listen on PORT (on the same host), serving only GET /metrics, with no "
+        "key; /metrics then leaves the serving port [BRIDGE_METRICS_PORT] (default: 0, "
+        "off: /metrics is on the serving port and needs a key when client_keys is set)",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        metavar="SECONDS",
+        help="a request head not complete this long after the connection opened (or, "
+        "kept alive, after its first byte) is answered 408 and the connection closed "
+        "[BRIDGE_HEADER_TIMEOUT] (default: 30)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        metavar="SECONDS",
+        help="a request body that sends no byte for this long is answered 408 and the "
+        "connection closed [BRIDGE_BODY_TIMEOUT] (default: 60)",
+    )
+    serve.add_argument(
+        "--max-client-connections",
+        metavar="N",
+        help="client connections open at once; past it a new one is answered 503 "
+        "overloaded_error with retry-after [BRIDGE_MAX_CLIENT_CONNECTIONS] (default: 10000)",
+    )
     _config_option(serve)
 
     translate = commands.add_parser(
@@ -122,10 +156,18 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
 
     flags = {
         key: getattr(args, key)
-        for key in ("upstream_url", "host", "port")
+        for key in (
+            "upstream_url",
+            "host",
+            "port",
+            "metrics_port",
+            "header_timeout",
+            "body_timeout",
+            "max_client_connections",
+        )
         if getattr(args, key, None) is not None
     }
-    return apply(settings, flags, lambda key: "--" + key.replace("_", "-"))
+    return check_ports(apply(settings, flags, lambda key: "--" + key.replace("_", "-")))
 
 
 def check_config(path: Path, environ: Mapping[str, str]) -> str:
@@ -134,12 +176,14 @@ def check_config(path: Path, environ: Mapping[str, str]) -> str:
 
     settings = from_environ(from_file(Settings(), path), environ)
     try:
+        check_ports(settings)
         runtime = Runtime(settings, environ, UpstreamPool(None), generation=1)  # reads secrets
     except ConfigError as exc:
         raise ConfigError(locate(str(exc), path)) from None
     lines = [
         f"{path}: OK",
         f"upstream: {settings.upstream_url}",
+        f"metrics: {_metrics_place(settings)}",
         f"force_mode (kill switch): {settings.force_mode or 'off: routes decide'}",
         "routes, tried in order (first match wins):",
     ]
@@ -153,6 +197,13 @@ def check_config(path: Path, environ: Mapping[str, str]) -> str:
     return "\n".join(lines)
 
 
+def _metrics_place(settings: Settings) -> str:
+    if settings.metrics_port:
+        return f"GET /metrics on port {settings.metrics_port} only, no key"
+    key = ", with a client key" if settings.client_keys else ""
+    return f"GET /metrics on port {settings.port}{key}"
+
+
 def serve(
     settings: Settings,
     environ: Mapping[str, str],
@@ -163,13 +214,21 @@ def serve(
     import uvicorn
 
     from proxy.app import create_app
-    from proxy.limits import BoundedHttpToolsProtocol
+    from proxy.limits import BoundedHttpToolsProtocol, serving_limits
+    from proxy.listen import ListenError, bind
     from proxy.log import configure_logging
 
     # A bad secret reference stops us here.
     app = create_app(settings, environ=environ, reload=reload, config_path=config_path)
+    try:
+        sockets = bind(settings.host, settings.port)  # a port in use stops us here
+        if settings.metrics_port:  # one server on both: one drain, one stop (proxy/scrape.py)
+            sockets += bind(settings.host, settings.metrics_port)
+    except ListenError as exc:
+        raise UsageError(str(exc)) from None
     configure_logging(settings.log_format)
     log = structlog.get_logger(PROG)
+    protocol = BoundedHttpToolsProtocol.with_limits(serving_limits(settings))
 
     class DrainingServer(uvicorn.Server):
         """On SIGTERM/SIGINT: fail readiness, stop accepting, let requests in flight
@@ -189,15 +248,20 @@ def serve(
         app,
         host=settings.host,
         port=settings.port,
-        http=BoundedHttpToolsProtocol,  # httptools with a bound on request heads
+        http=protocol,  # httptools with bounds on heads, slow clients and connections
         access_log=False,
         server_header=False,
         proxy_headers=False,  # the bridge never reads the client address
         log_level="warning",
+        log_config=None,  # uvicorn's messages go through our log (configure_logging)
         timeout_graceful_shutdown=settings.drain_timeout,
     )
     log.info(
-        "bridge.starting", upstream=settings.upstream_url, host=settings.host, port=settings.port
+        "bridge.starting",
+        upstream=settings.upstream_url,
+        host=settings.host,
+        port=settings.port,
+        metrics_port=settings.metrics_port or None,
     )
     if settings.upstream_key and not settings.client_keys and settings.host not in LOOPBACK:
         log.warning(
@@ -205,7 +269,7 @@ def serve(
             hint="the bridge holds the upstream key and admits anyone who can reach "
             f"{settings.host}; set client_keys, or listen on 127.0.0.1",
         )
-    DrainingServer(config).run()  # re-raises the signal that stopped it, once drained
+    DrainingServer(config).run(sockets)  # re-raises the signal that stopped it, once drained
 
 
 def translate(settings: Settings, text: str) -> str:
@@ -270,6 +334,7 @@ def report(args: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = _parser().parse_args(argv)
     environ = os.environ if environ is None else environ
+    log_format = environ.get("BRIDGE_LOG_FORMAT", "auto")  # until the settings say
     try:
         if args.command == "report":
             print(report(args))
@@ -278,9 +343,15 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             print(check_config(Path(args.config), environ))
             return 0
         if args.command == "fingerprint":
-            print(fingerprint(sys.stdin.read().strip().encode()) or "(no key on stdin)")
+            key = sys.stdin.read().strip()
+            if not key:
+                raise UsageError(
+                    f'no API key on stdin; pipe one in: printf %s "$KEY" | {PROG} fingerprint'
+                )
+            print(fingerprint(key.encode()))
             return 0
         settings = load_settings(args, environ)
+        log_format = settings.log_format
         if args.command == "serve":
             path = args.config or environ.get("BRIDGE_CONFIG")
             serve(
@@ -292,6 +363,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         else:
             print(translate(settings, sys.stdin.read()))
     except (ConfigError, InvalidRequest, UsageError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        if args.command == "serve":  # one line in the log's format
+            from proxy.log import start_failure
+
+            start_failure(str(exc), log_format)
+        else:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     return 0

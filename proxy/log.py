@@ -1,7 +1,10 @@
 """structlog, configured once by the CLI: JSON lines when not on a terminal.
 
 Configured for speed: loggers cached on first use, level filtering compiled in,
-orjson to render, no stdlib logging in the path."""
+orjson to render, no stdlib logging in the path of our own lines. What other code
+logs through the standard `logging` module (uvicorn's own messages, asyncio's,
+Python's warnings) is rendered by the same processors into the same stream, so with
+JSON every line the process writes is JSON."""
 
 import logging
 import sys
@@ -15,24 +18,60 @@ def _orjson(value: Any, **_: Any) -> str:
     return orjson.dumps(value, default=repr).decode()
 
 
-def configure_logging(fmt: str = "auto", stream: TextIO | None = None) -> None:
-    stream = stream or sys.stdout
-    as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
-    processors: list[structlog.typing.Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
-    if as_json:
-        processors += [
+def as_json(fmt: str, stream: TextIO) -> bool:
+    """Whether `fmt` (auto, json or console) means JSON lines on `stream`."""
+    return fmt == "json" or (fmt == "auto" and not stream.isatty())
+
+
+def _processors(json_lines: bool) -> list[structlog.typing.Processor]:
+    """What turns an event into its line, after its level and time are added."""
+    if json_lines:
+        return [
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(serializer=_orjson),
         ]
-    else:
-        processors.append(structlog.dev.ConsoleRenderer())
+    return [structlog.dev.ConsoleRenderer()]
+
+
+_STAMP: list[structlog.typing.Processor] = [
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def configure_logging(fmt: str = "auto", stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout
+    render = _processors(as_json(fmt, stream))
     structlog.configure(
-        processors=processors,
+        processors=[structlog.contextvars.merge_contextvars, *_STAMP, *render],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=True,
     )
+    # The standard library's records (uvicorn's, asyncio's, warnings) in the same
+    # format and stream: a record's message becomes the event, its logger is named.
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *_STAMP],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *render],
+        )
+    )
+    logging.root.handlers = [handler]
+    logging.captureWarnings(True)
+
+
+def start_failure(message: str, fmt: str, stream: TextIO | None = None) -> None:
+    """The one line a start-up error of `serve` writes (on stderr): a JSON event
+    `bridge.start_failed` when the log is JSON, else `complete-bridge: error: ...`.
+    Needs no configure_logging: it may come before the settings are known."""
+    stream = stream or sys.stderr
+    if not as_json(fmt, sys.stdout):
+        print(f"complete-bridge: error: {message}", file=stream)
+        return
+    logger = structlog.wrap_logger(
+        structlog.PrintLogger(stream),
+        processors=[*_STAMP, *_processors(True)],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+    )
+    logger.error("bridge.start_failed", error=message)

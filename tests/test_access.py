@@ -139,7 +139,8 @@ async def test_a_sidecar_key_replaces_whatever_the_app_sends(tmp_path):
 
 
 def test_serve_refuses_to_start_when_a_secret_is_missing(capsys):
-    code = main(["serve"], {"BRIDGE_UPSTREAM_KEY": "env:ANTHROPIC_API_KEY"})
+    environ = {"BRIDGE_UPSTREAM_KEY": "env:ANTHROPIC_API_KEY", "BRIDGE_LOG_FORMAT": "console"}
+    code = main(["serve"], environ)
     assert code == 2
     assert capsys.readouterr().err.strip() == (
         "complete-bridge: error: upstream_key: environment variable ANTHROPIC_API_KEY is not set"

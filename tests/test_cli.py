@@ -61,11 +61,20 @@ def test_translate_mistakes_exit_2_with_one_line(stdin, message):
 
 
 def test_bad_setting_exits_2_naming_it(capsys):
-    """A bad environment value stops `serve` before it starts, naming the variable."""
-    assert main(["serve"], {"BRIDGE_PORT": "eighty"}) == 2
-    err = capsys.readouterr().err
+    """A bad environment value stops `serve` before it starts, naming the variable, in
+    one line of the log's format."""
     expected = "BRIDGE_PORT: expected an integer from 1 to 65535, got 'eighty'"
-    assert err == f"complete-bridge: error: {expected}\n"
+    environ = {"BRIDGE_PORT": "eighty", "BRIDGE_LOG_FORMAT": "console"}
+    assert main(["serve"], environ) == 2
+    assert capsys.readouterr().err == f"complete-bridge: error: {expected}\n"
+    assert main(["serve"], {**environ, "BRIDGE_LOG_FORMAT": "json"}) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    entry = json.loads(line)
+    assert (entry["event"], entry["level"], entry["error"]) == (
+        "bridge.start_failed",
+        "error",
+        expected,
+    )
 
 
 def test_flag_beats_environment_beats_file(tmp_path, capsys):
@@ -153,3 +162,74 @@ def test_serve_runs_a_real_bridge_that_logs_json_without_the_key(tmp_path):
     assert events[0] == "bridge.starting" and events[-1] == "bridge.stopped"
     assert sorted(events[1:-1]) == ["bridge.draining", "complete"]
     assert next(line for line in lines if line["event"] == "complete")["status"] == 200
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_a_port_in_use_is_one_line_naming_it_and_exit_2(fmt):
+    """A port another process holds stops `serve` with exit 2 and one line (JSON or
+    console, per log_format) naming host:port, not uvicorn's [Errno 98] and exit 3."""
+    import os
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+        env["BRIDGE_LOG_FORMAT"] = fmt
+        result = run("serve", "--upstream-url", "demo:", "--port", str(port), env=env)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    reason = f"cannot listen on 127.0.0.1:{port}: address already in use"
+    if fmt == "json":
+        entry = json.loads(line)
+        assert (entry["event"], entry["level"], entry["error"]) == (
+            "bridge.start_failed",
+            "error",
+            reason,
+        )
+    else:
+        assert line == f"complete-bridge: error: {reason}"
+
+
+@pytest.mark.parametrize("stdin", ["", "\n", " \t\r\n  \n"])
+def test_fingerprint_of_no_key_is_an_error(stdin):
+    """An empty or blank stdin has no fingerprint: exit 2 and one line saying so."""
+    result = run("fingerprint", stdin=stdin)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("complete-bridge: error: no API key on stdin")
+    assert result.stderr.count("\n") == 1
+
+
+async def test_every_line_a_bridge_writes_is_json(tmp_path):
+    """Across start, a call, refused requests (the bridge's and uvicorn's own) and a
+    SIGTERM shutdown, every line on stdout and stderr parses as JSON."""
+    import asyncio
+    import signal
+
+    import httpx
+
+    from tests.servers import bridge_process
+
+    async with bridge_process("demo:", tmp_path / "bridge.log") as bridge:
+        async with httpx.AsyncClient(base_url=bridge.url) as client:
+            ok = await client.post("/v1/complete", json=legacy_body())
+            bad = await client.post("/v1/complete", content=b"{not json")
+        port = int(bridge.url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"NOT HTTP\r\n\r\n")  # uvicorn logs this one itself
+        refused = await reader.read()
+        writer.close()
+        bridge.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(bridge.process.wait(), 10) == -signal.SIGTERM
+    assert (ok.status_code, bad.status_code) == (200, 400)
+    assert refused.startswith(b"HTTP/1.1 400 ")
+    lines = [json.loads(line) for line in bridge.log_path.read_text().splitlines()]
+    events = [line["event"] for line in lines]
+    assert events[0] == "bridge.starting" and events[-1] == "bridge.stopped"
+    assert {"event": "Invalid HTTP request received.", "logger": "uvicorn.error"}.items() <= next(
+        line for line in lines if line.get("logger") == "uvicorn.error"
+    ).items()
+    assert [line["status"] for line in lines if line["event"] == "complete"] == [200, 400]
