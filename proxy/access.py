@@ -23,13 +23,13 @@ def read_secret(reference: str, environ: Mapping[str, str], key: str) -> str:
     kind, _, where = reference.partition(":")
     if kind == "env":
         if not environ.get(where, "").strip():
-            raise ConfigError(f"{key}: environment variable {where} is not set")
+            raise ConfigError(f"{key}: environment variable {where} is not set", (key,))
         return environ[where].strip()
     try:
         return Path(where).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-        raise ConfigError(f"{key}: cannot read {where} ({reason})") from None
+        raise ConfigError(f"{key}: cannot read {where} ({reason})", (key,)) from None
 
 
 def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
@@ -61,12 +61,14 @@ def _digests(text: str) -> tuple[bytes, ...]:
             except ValueError:
                 digest = b""
             if len(digest) != 32:
-                raise ConfigError("client_keys: a sha256: entry is not 64 hex digits")
+                raise ConfigError(
+                    "client_keys: a sha256: entry is not 64 hex digits", ("client_keys",)
+                )
             digests.append(digest)
         else:
             digests.append(hashlib.sha256(word.encode()).digest())
     if not digests:
-        raise ConfigError("client_keys: no keys in it")
+        raise ConfigError("client_keys: no keys in it", ("client_keys",))
     return tuple(digests)
 
 

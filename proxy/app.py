@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import structlog
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
@@ -20,6 +21,7 @@ from proxy.metrics import Metrics
 from proxy.passthrough import PassthroughEndpoint
 from proxy.reload import Reloader
 from proxy.runtime import Runtime, UpstreamPool
+from proxy.scrape import MetricsEndpoint, MetricsListener
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -77,9 +79,10 @@ def create_app(
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
             Route("/v1/complete", CompleteEndpoint(bridge), methods=["POST"]),
-            Route("/metrics", bridge.metrics.endpoint, methods=["GET"]),
+            Route("/metrics", MetricsEndpoint(bridge, settings.metrics_port), methods=["GET"]),
             Mount("", app=PassthroughEndpoint(bridge)),
         ],
+        middleware=[Middleware(MetricsListener, bridge=bridge, metrics_port=settings.metrics_port)],
         lifespan=lifespan,
     )
     app.state.readiness = Readiness()

@@ -60,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
         "off: /metrics is on the serving port and needs a key when client_keys is set)",
     )
     serve.add_argument(
+        "--max-inflight-bytes",
+        metavar="BYTES",
+        help="request bodies of /v1/complete held in memory at once, at most; a call "
+        "that would go over is answered 529 overloaded_error with retry-after, before "
+        "its body is read; at least max_body_bytes [BRIDGE_MAX_INFLIGHT_BYTES] "
+        "(default: 67108864, 64 MiB)",
+    )
+    serve.add_argument(
         "--header-timeout",
         metavar="SECONDS",
         help="a request head not complete this long after the connection opened (or, "
@@ -161,6 +169,7 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
             "host",
             "port",
             "metrics_port",
+            "max_inflight_bytes",
             "header_timeout",
             "body_timeout",
             "max_client_connections",
@@ -179,7 +188,7 @@ def check_config(path: Path, environ: Mapping[str, str]) -> str:
         check_ports(settings)
         runtime = Runtime(settings, environ, UpstreamPool(None), generation=1)  # reads secrets
     except ConfigError as exc:
-        raise ConfigError(locate(str(exc), path)) from None
+        raise ConfigError(locate(exc, path)) from None
     lines = [
         f"{path}: OK",
         f"upstream: {settings.upstream_url}",

@@ -12,12 +12,18 @@ from typing import Any
 
 from proxy.models import Capabilities, ModelTable
 from proxy.routes import Route, RouteError, parse_routes
+from proxy.toml_lines import KeyPath, key_lines, line_of
 
 DEMO_UPSTREAM = "demo:"
 
 
 class ConfigError(ValueError):
-    """A setting that cannot be used; the message names where it came from."""
+    """A setting that cannot be used; the message names where it came from. `at` is the
+    path in the config file of the key (or table) at fault, when it is one there."""
+
+    def __init__(self, message: str, at: KeyPath = ()) -> None:
+        super().__init__(message)
+        self.at = at
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +31,9 @@ class Settings:
     upstream_url: str = "https://api.anthropic.com"
     host: str = "127.0.0.1"
     port: int = 8080
+    metrics_port: int = 0  # 0: /metrics on `port`, behind the key check
     max_body_bytes: int = 32 * 1024 * 1024
+    max_inflight_bytes: int = 64 * 1024 * 1024  # request bodies held at once (README, Limits)
     connect_timeout: float = 10.0
     first_byte_timeout: float = 600.0
     idle_timeout: float = 300.0
@@ -33,6 +41,9 @@ class Settings:
     retry_budget: float = 0.1
     retry_max_wait: float = 10.0
     max_connections: int = 1000
+    header_timeout: float = 30.0
+    body_timeout: float = 60.0
+    max_client_connections: int = 10_000
     drain_timeout: int = 30
     echo_model: bool = True
     log_text: bool = False
@@ -116,6 +127,11 @@ def _force_mode(value: Any) -> str:
     return str(value)
 
 
+def _metrics_port(value: Any) -> int:
+    """a port from 1 to 65535, or 0 (off: /metrics on the serving port)"""
+    return _int(0, 65535)(value)
+
+
 def _host(value: Any) -> str:
     """a host name or address"""
     if not isinstance(value, str) or not value.strip():
@@ -127,7 +143,9 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "upstream_url": _url,
     "host": _host,
     "port": _int(1, 65535),
+    "metrics_port": _metrics_port,
     "max_body_bytes": _int(1024, 2**40),
+    "max_inflight_bytes": _int(1024, 2**40),
     "connect_timeout": _seconds,
     "first_byte_timeout": _seconds,
     "idle_timeout": _seconds,
@@ -135,6 +153,9 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "retry_budget": _fraction,
     "retry_max_wait": _seconds,
     "max_connections": _int(1, 100_000),
+    "header_timeout": _seconds,
+    "body_timeout": _seconds,
+    "max_client_connections": _int(1, 1_000_000),
     "drain_timeout": _int(1, 3600),
     "echo_model": _bool,
     "log_text": _bool,
@@ -170,19 +191,36 @@ def env_name(key: str) -> str:
     return "BRIDGE_" + key.upper()
 
 
-def apply(settings: Settings, values: Mapping[str, Any], name: Callable[[str], str]) -> Settings:
-    """`settings` with `values` applied; `name(key)` says how the source calls a key."""
+def apply(
+    settings: Settings,
+    values: Mapping[str, Any],
+    name: Callable[[str], str],
+    in_file: bool = False,
+) -> Settings:
+    """`settings` with `values` applied; `name(key)` says how the source calls a key, and
+    an error from a file (`in_file`) says where the key is."""
     changes = {}
     for key, raw in values.items():
+        at = (key,) if in_file else ()
         if key not in _PARSERS:
-            raise ConfigError(f"{name(key)}: unknown setting (known: {', '.join(KEYS)})")
+            raise ConfigError(f"{name(key)}: unknown setting (known: {', '.join(KEYS)})", at)
         parser = _PARSERS[key]
         try:
             changes[key] = parser(raw)
         except (ValueError, TypeError, KeyError, OverflowError):
             expected = parser.__doc__ or "a valid value"
-            raise ConfigError(f"{name(key)}: expected {expected}, got {_shown(key, raw)}") from None
+            shown = _shown(key, raw)
+            raise ConfigError(f"{name(key)}: expected {expected}, got {shown}", at) from None
     return replace(settings, **changes)
+
+
+def check_ports(settings: Settings) -> Settings:
+    """`settings`, if its listeners can all be bound: metrics_port is not port."""
+    if settings.metrics_port == settings.port:
+        raise ConfigError(
+            f"metrics_port: must differ from port ({settings.port})", at=("metrics_port",)
+        )
+    return settings
 
 
 def from_environ(settings: Settings, environ: Mapping[str, str]) -> Settings:
@@ -199,77 +237,50 @@ def from_file(settings: Settings, path: Path) -> Settings:
         raise ConfigError(f"config file {path}: not UTF-8 text ({exc.reason})") from None
     try:
         values = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        message = at_line(f"not valid TOML ({exc})", text, path)
-        raise ConfigError(
-            message if message.startswith(str(path)) else f"{path}: {message}"
-        ) from None
-
-    def name(key: str) -> str:
-        return f"{key} (in {path})"
-
+    except tomllib.TOMLDecodeError as exc:  # its message ends "(at line N, column M)"
+        found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        where = f"{path}:{found[1]}" if found else str(path)
+        raise ConfigError(f"{where}: not valid TOML ({exc})") from None
     try:
         models = model_table(
-            settings.models, values.pop("aliases", {}), values.pop("capabilities", {}), name
+            settings.models, values.pop("aliases", {}), values.pop("capabilities", {})
         )
         routes = parse_routes(values.pop("routes", []), check_value)
-        return replace(apply(settings, values, name), models=models, routes=routes)
-    except RouteError as exc:
-        raise ConfigError(at_line(f"{exc} (in {path})", text, path)) from None
-    except ConfigError as exc:
-        raise ConfigError(at_line(str(exc), text, path)) from None
+        return replace(apply(settings, values, str, in_file=True), models=models, routes=routes)
+    except (RouteError, ConfigError) as exc:
+        raise ConfigError(_located(str(exc), exc.at, key_lines(text), path)) from None
 
 
-def locate(message: str, path: Path) -> str:
-    """`message` led by `path:line:` if the file says where (see at_line)."""
+def locate(error: ConfigError, path: Path) -> str:
+    """The error's message led by `path:line:` when it names a key the file has (an error
+    found once the file was read: a secret reference that does not resolve)."""
+    if not error.at:
+        return str(error)
     try:
-        return at_line(message, path.read_text(encoding="utf-8"), path)
+        lines = key_lines(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError):
-        return message
+        return str(error)
+    return _located(str(error), error.at, lines, path)
 
 
-def at_line(message: str, text: str, path: Path) -> str:
-    """`message`, led by `path:line:` where the line it names can be found: a route's
-    key (in the arm it names), or a top-level key."""
-    lines = text.splitlines()
-    line = None
-    route_key = r"routes #(\d+)[^:]*: (?:(primary|secondary): )?(?:match: )?([\w.]+)"
-    if found := re.match(route_key, message):
-        headers = [n for n, row in enumerate(lines) if re.match(r"\s*\[\[routes\]\]", row)]
-        number, arm, key = int(found[1]), found[2], found[3].rpartition(".")[2]
-        if number <= len(headers):
-            start = headers[number - 1]
-            end = headers[number] if number < len(headers) else len(lines)
-            if arm:  # `primary = { ... }` or `[routes.primary]`: the key is there or after
-                start = next(
-                    (n for n in range(start, end) if re.search(rf"\b{arm}\b", lines[n])), start
-                )
-            keyed = [n for n in range(start, end) if re.search(rf"\b{key}\s*=", lines[n])]
-            line = (keyed[0] if keyed else start) + 1
-    elif found := re.match(r"([\w.]+)(?: \(in [^)]*\))?: ", message):
-        key = found[1].rpartition(".")[2]
-        keyed = [n for n, row in enumerate(lines) if re.match(rf"\s*{key}\s*=", row)]
-        line = keyed[0] + 1 if keyed else None
-    elif found := re.search(r"\(at line (\d+), column \d+\)", message):  # tomllib's
-        line = int(found[1])
-    if line is None:
-        return message
-    return f"{path}:{line}: " + message.replace(f" (in {path})", "")
+def _located(message: str, at: KeyPath, lines: dict[KeyPath, int], path: Path) -> str:
+    line = line_of(lines, at)
+    return f"{path}:{line}: {message}" if line is not None else f"{path}: {message}"
 
 
-def model_table(
-    table: ModelTable, aliases: Any, capabilities: Any, name: Callable[[str], str]
-) -> ModelTable:
+def model_table(table: ModelTable, aliases: Any, capabilities: Any) -> ModelTable:
     """`table` extended by a config file's `[aliases]` (tried first, in file order) and
     `[capabilities.MODEL]` tables (replacing a built-in entry of the same model)."""
-    if not isinstance(aliases, dict) or not all(isinstance(t, str) for t in aliases.values()):
-        raise ConfigError(f'{name("aliases")}: expected a table of pattern = "target model"')
+    if not isinstance(aliases, dict):
+        raise ConfigError('aliases: expected a table of pattern = "target model"', ("aliases",))
+    for pattern, target in aliases.items():
+        if not isinstance(target, str):
+            raise ConfigError(
+                f'aliases.{pattern}: expected "target model", got {target!r}', ("aliases", pattern)
+            )
     if not isinstance(capabilities, dict):
-        raise ConfigError(f"{name('capabilities')}: expected [capabilities.MODEL] tables")
-    parsed = {
-        model: _capabilities(entry, name(f"capabilities.{model}"))
-        for model, entry in capabilities.items()
-    }
+        raise ConfigError("capabilities: expected [capabilities.MODEL] tables", ("capabilities",))
+    parsed = {model: _capabilities(entry, model) for model, entry in capabilities.items()}
     return ModelTable(
         aliases=(*aliases.items(), *table.aliases),
         capabilities={**table.capabilities, **parsed},
@@ -284,16 +295,16 @@ _CAPABILITY_FIELDS = {
 }
 
 
-def _capabilities(entry: Any, where: str) -> Capabilities:
+def _capabilities(entry: Any, model: str) -> Capabilities:
+    where, at = f"capabilities.{model}", ("capabilities", model)
     if not isinstance(entry, dict) or "max_output" not in entry:
-        raise ConfigError(f"{where}: expected a table with at least max_output")
+        raise ConfigError(f"{where}: expected a table with at least max_output", at)
     for key, value in entry.items():
         kind = _CAPABILITY_FIELDS.get(key)
         if kind is None:
-            raise ConfigError(
-                f"{where}: unknown key {key!r} (known: {', '.join(_CAPABILITY_FIELDS)})"
-            )
+            known = ", ".join(_CAPABILITY_FIELDS)
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {known})", (*at, key))
         if type(value) is not kind or (kind is int and isinstance(value, int) and value < 1):
             expected = "a whole number >= 1" if kind is int else "true or false"
-            raise ConfigError(f"{where}.{key}: expected {expected}, got {value!r}")
+            raise ConfigError(f"{where}.{key}: expected {expected}, got {value!r}", (*at, key))
     return Capabilities(**entry)

@@ -3,6 +3,7 @@
     BridgeError
      ├── InvalidRequest        400 invalid_request_error   (bad body, bad prompt, unsupported)
      ├── Unauthorized          401 authentication_error    (not on the client allow-list)
+     ├── NotFound              404 not_found_error         (a path the bridge serves elsewhere)
      ├── RequestTooLarge       413 request_too_large       (body over the configured limit)
      ├── UpstreamUnreachable   502 api_error               (connect failed)
      ├── BadUpstreamResponse   502 api_error               (a 200 the bridge cannot read)
@@ -51,6 +52,11 @@ class InvalidRequest(BridgeError):
 class Unauthorized(BridgeError):
     status = 401
     error_type = "authentication_error"
+
+
+class NotFound(BridgeError):
+    status = 404
+    error_type = "not_found_error"
 
 
 class RequestTooLarge(BridgeError):

@@ -42,16 +42,15 @@ class Reloader:
         try:
             runtime = Runtime(self.load(), self.environ, self.bridge.pool, old.generation + 1)
         except ConfigError as exc:
-            error = str(exc)
-            if self.path is not None and not error.startswith(str(self.path)):
-                error = locate(error, self.path)
+            error = str(exc) if self.path is None else locate(exc, self.path)
             self._log.error("config.rejected", source=source, error=error)
             self.bridge.metrics.observe("config.rejected", {"source": source})
             return False
         if _restart_only(old.settings) != _restart_only(runtime.settings):
             self._log.warning(
                 "config.needs_restart",
-                hint="host, port, log_format and drain_timeout take effect on restart",
+                hint="host, port, metrics_port, log_format, drain_timeout, header_timeout, "
+                "body_timeout and max_client_connections take effect on restart",
             )
         self.bridge.swap(runtime)
         self.retiring.append(old)
@@ -101,4 +100,13 @@ class Reloader:
 
 
 def _restart_only(settings: Settings) -> tuple[object, ...]:
-    return settings.host, settings.port, settings.log_format, settings.drain_timeout
+    return (
+        settings.host,
+        settings.port,
+        settings.metrics_port,
+        settings.log_format,
+        settings.drain_timeout,
+        settings.header_timeout,
+        settings.body_timeout,
+        settings.max_client_connections,
+    )

@@ -114,11 +114,21 @@ class Runtime:
                 try:
                     self._targets[id(arm)] = self._target(arm, settings, environ, pool)
                 except ConfigError as exc:
-                    where = f"{name}: " if route.secondary is not None else ""
-                    raise ConfigError(f"routes #{number} ({route.name}): {where}{exc}") from None
+                    arm_at = (name,) if route.secondary is not None else ()
+                    at = ("routes", number - 1, *arm_at, *exc.at)
+                    where = f"{name}: " if arm_at else ""
+                    message = f"routes #{number} ({route.name}): {where}{exc}"
+                    raise ConfigError(message, at) from None
         # The most any arm reads of a request body: read that much, then hold each to its own.
         targets = [*self._plain.values(), *self._targets.values()]
         self.max_body_bytes = max(t.max_body_bytes for t in targets)
+        if settings.max_inflight_bytes < self.max_body_bytes:
+            raise ConfigError(
+                f"max_inflight_bytes: expected at least max_body_bytes ({self.max_body_bytes}"
+                f", the largest of any arm), got {settings.max_inflight_bytes}: a body at the "
+                "limit could never be served",
+                ("max_inflight_bytes",),
+            )
 
     def _target(
         self, arm: Arm, settings: Settings, environ: Mapping[str, str], pool: UpstreamPool

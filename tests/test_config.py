@@ -111,20 +111,20 @@ def test_model_table_in_the_file(tmp_path):
     ("text", "message"),
     [
         ("aliases = 3", "{path}:1: aliases: expected a table of pattern"),
-        ('[aliases]\n"a" = 1', "aliases (in {path}): expected a table of pattern"),
+        ('[aliases]\n"a" = 1', '{path}:2: aliases.a: expected "target model", got 1'),
         ("capabilities = 3", "{path}:1: capabilities: expected [capabilities.MODEL] tables"),
-        ("[capabilities.m]\nprefill = true", "capabilities.m (in {path}): expected a table with"),
+        ("[capabilities.m]\nprefill = true", "{path}:1: capabilities.m: expected a table with"),
         (
             "[capabilities.m]\nmax_output = 0",
-            "capabilities.m (in {path}).max_output: expected a whole number >= 1, got 0",
+            "{path}:2: capabilities.m.max_output: expected a whole number >= 1, got 0",
         ),
         (
             '[capabilities.m]\nmax_output = 5\nprefill = "no"',
-            "capabilities.m (in {path}).prefill: expected true or false, got 'no'",
+            "{path}:3: capabilities.m.prefill: expected true or false, got 'no'",
         ),
         (
             "[capabilities.m]\nmax_output = 5\nfoo = 1",
-            "capabilities.m (in {path}): unknown key 'foo'",
+            "{path}:3: capabilities.m: unknown key 'foo'",
         ),
     ],
 )

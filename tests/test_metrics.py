@@ -381,7 +381,7 @@ def scripted(request: httpx.Request) -> httpx.Response:
 
 async def test_metrics_endpoint_counts_what_the_app_served(tmp_path) -> None:
     """After an OK call, a stream, an upstream 529, a bad prompt and a pass-through call,
-    GET /metrics (with no client key, though keys are required) shows each of them."""
+    GET /metrics (with a client key: keys are required) shows each of them."""
     (tmp_path / "keys").write_text("sk-ant-test\n")
     settings = Settings(
         upstream_url="http://upstream.test", client_keys=f"file:{tmp_path / 'keys'}"
@@ -401,7 +401,7 @@ async def test_metrics_endpoint_counts_what_the_app_served(tmp_path) -> None:
         assert statuses == [200, 200, 529, 400]
         assert (await client.get("/v1/models", headers=V2)).status_code == 200
         assert (await client.get("/v1/models")).status_code == 401
-        response = await client.get("/metrics")
+        response = await client.get("/metrics", headers=V2)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=")
     s = scrape(response.text)
