@@ -331,7 +331,7 @@ def _request_facts(translation: Translation) -> dict[str, Any]:
 
 def _legacy_facts(body: dict[str, Any], target: Target) -> dict[str, Any]:
     """What the log says of a call passed on as it came (nothing of it is parsed)."""
-    model = body.get("model")
+    model = body.get("model") if isinstance(body.get("model"), str) else None
     return {
         "legacy_model": model,
         "upstream_model": target.model or model,

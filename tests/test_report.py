@@ -547,6 +547,27 @@ async def test_a_refused_call_counts_under_its_model(tmp_path):
     assert routes == {"default": (5, 4), "(unrouted)": (1, 1)}
 
 
+async def test_a_passed_on_call_with_an_odd_model_is_counted(tmp_path):
+    """A call passed on as it came logs a model that is not a string as null, so the
+    report counts it under "(unknown)" rather than skipping its line."""
+    log = tmp_path / "bridge.log"
+    async with (
+        serving(create_fake_upstream()) as upstream_url,
+        bridge_process(upstream_url, log, env={"BRIDGE_FORCE_MODE": "passthrough"}) as bridge,
+        httpx.AsyncClient(
+            base_url=bridge.url, timeout=10, headers={"x-api-key": "key-alpha"}
+        ) as client,
+    ):
+        for body in (legacy_body(), legacy_body(model={"name": "claude-2.1"})):
+            await client.post("/v1/complete", json=body)
+        complete = await wait_for(bridge, "complete", count=2)
+    assert [x["legacy_model"] for x in complete] == ["claude-2.1", None]
+    r = json.loads(run(str(log), "--json").stdout)
+    assert r["skipped"] == 0
+    models = {m["legacy_model"]: m["requests"] for m in r["models"]}
+    assert models == {"claude-2.1": 1, "(unknown)": 1}
+
+
 def test_text_report_shows_requests_per_day(tmp_path):
     """The terminal report has the per-day section JSON and HTML have: each day, its
     requests and errors, and a bar as long as its share of the busiest day."""
