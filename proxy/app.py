@@ -70,6 +70,7 @@ def create_app(
         finally:
             if watcher is not None:
                 watcher.cancel()
+            await bridge.calls_end(within=5)  # what was cut at the drain deadline answers
             await bridge.shadows.aclose()
             await pool.aclose()
             structlog.get_logger("complete-bridge").info("bridge.stopped")

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Send
 
-from proxy.errors import BridgeError, RequestTooLarge
+from proxy.errors import BridgeError, RequestTooLarge, ShuttingDown
 from proxy.translate.response import dumps, error_envelope
 from proxy.upstream import RawHeaders
 
@@ -41,6 +41,9 @@ class Client:
         self.first_byte: float | None = None
         self.disconnected = False
         self.complete = False
+        # How a response already started ends in an error (a translated stream's error
+        # event); None: it cannot, and is cut (the server closes the connection).
+        self.fail: Callable[[BridgeError], bytes] | None = None
         self._body_failure: BridgeError | ClientGone | None = None
 
     async def body_chunks(self, limit: int) -> AsyncIterator[bytes]:
@@ -70,7 +73,10 @@ class Client:
             raise self._body_failure
 
     async def read_body(self, limit: int) -> bytes:
-        return b"".join([chunk async for chunk in self.body_chunks(limit)])
+        try:
+            return b"".join([chunk async for chunk in self.body_chunks(limit)])
+        except asyncio.CancelledError as exc:
+            raise self._cut(exc) from None
 
     async def until_disconnect(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run `work`; if the client hangs up once its body is read, cancel it and raise
@@ -82,12 +88,24 @@ class Client:
         )
         try:
             await work()
-        except asyncio.CancelledError:
-            if self.disconnected and task.uncancel() == 0:  # our cancel, and no one else's
-                raise ClientGone from None
-            raise
+        except asyncio.CancelledError as exc:
+            raise self._cut(exc) from None
         finally:
             watcher.cancel()  # it holds nothing: cancelled, it just ends
+
+    def _cut(self, exc: asyncio.CancelledError) -> BaseException:
+        """What to raise for a cancel of this request's task, taken back so that the
+        call can still end as the legacy API ends one: ClientGone if the client hung up
+        (our watcher cancels then); else the server is stopping the call (uvicorn cancels
+        what still runs at the drain deadline): ShuttingDown, answered 503 or the error
+        event. A CancelledError that is not a cancel of this task stays what it is."""
+        task = asyncio.current_task()
+        if task is None or not task.cancelling():
+            return exc
+        while task.uncancel():
+            pass
+        return ClientGone() if self.disconnected else ShuttingDown()
+
 
     async def _watch(self, task: asyncio.Task[object]) -> None:
         await self._body_read.wait()
@@ -113,8 +131,17 @@ class Client:
         await self.write(body, more=False)
 
     async def error(self, exc: BridgeError) -> None:
-        headers = [JSON] if exc.retryable else [JSON, (b"x-should-retry", b"false")]
-        await self.respond(exc.status, headers, dumps(error_envelope(exc.error_type, exc.message)))
+        """End the call with `exc`: in the legacy envelope if nothing was sent yet; once
+        a response is under way, with its error event if it has one (`fail`), else not
+        at all (a cut body: the server closes the connection)."""
+        if self.status is None:
+            advice = exc.retry_advice
+            headers = [JSON] if advice is None else [JSON, (b"x-should-retry", advice)]
+            body = dumps(error_envelope(exc.error_type, exc.message))
+            await self.respond(exc.status, headers, body)
+        elif self.fail is not None and not self.complete:
+            await self.write(self.fail(exc))
+            await self.write(b"", more=False)
 
     def timings(self) -> dict[str, float | None]:
         first = self.first_byte

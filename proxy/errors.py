@@ -7,10 +7,12 @@
      ├── RequestTooLarge       413 request_too_large       (body over the configured limit)
      ├── UpstreamUnreachable   502 api_error               (connect failed)
      ├── BadUpstreamResponse   502 api_error               (a 200 the bridge cannot read)
-     └── UpstreamTimeout       504 timeout_error           (no answer in time)
+     ├── UpstreamTimeout       504 timeout_error           (no answer in time)
+     └── ShuttingDown          503 overloaded_error        (cut at the drain deadline)
 
 Bridge-made 4xx tell SDKs not to retry (`x-should-retry: false`); 5xx say nothing,
-so SDKs retry as they would have against the old API.
+so SDKs retry as they would have against the old API; a call cut by shutdown says
+`x-should-retry: true` (another replica will answer it).
 """
 
 ERROR_TYPES = {
@@ -42,6 +44,11 @@ class BridgeError(Exception):
     @property
     def retryable(self) -> bool:
         return self.status >= 500
+
+    @property
+    def retry_advice(self) -> bytes | None:
+        """The x-should-retry header's value; None leaves it to the status."""
+        return None if self.retryable else b"false"
 
 
 class InvalidRequest(BridgeError):
@@ -77,3 +84,17 @@ class BadUpstreamResponse(BridgeError):
 class UpstreamTimeout(BridgeError):
     status = 504
     error_type = "timeout_error"
+
+
+class ShuttingDown(BridgeError):
+    """The bridge stopped the call: it was still running at the drain deadline."""
+
+    status = 503
+    error_type = "overloaded_error"
+
+    def __init__(self) -> None:
+        super().__init__("the bridge is shutting down; retry the request")
+
+    @property
+    def retry_advice(self) -> bytes | None:
+        return b"true"

@@ -91,6 +91,7 @@ class CompleteEndpoint:
         }
         shadow = None
         runtime.active += 1
+        self.bridge.call_started()
         try:
             admit(runtime, headers)
             body, raw = await self._read(client, headers, runtime)
@@ -114,16 +115,16 @@ class CompleteEndpoint:
                 shadow = None if answer is None else (choice.shadow, body, answer)
         except ClientGone:
             pass
-        except BridgeError as exc:
+        except BridgeError as exc:  # ShuttingDown too: a call cut at the drain deadline
             facts["error_type"] = exc.error_type
-            if client.status is None:
-                await client.error(exc)
+            await client.error(exc)
         except Exception:
             self.log.exception("complete.internal_error")
             if client.status is None:
                 await client.error(BridgeError(INTERNAL["message"]))
         finally:
             runtime.active -= 1
+            self.bridge.call_ended()
             self.bridge.record(
                 "complete",
                 {
@@ -248,6 +249,7 @@ class CompleteEndpoint:
             max_event_bytes=ex.settings.max_body_bytes,
         )
         await client.start(200, [SSE, NO_CACHE, *relayed])
+        client.fail = lambda exc: stream.fail({"type": exc.error_type, "message": exc.message})
         try:
             async for chunk in upstream.chunks(response):
                 out = stream.feed(chunk)

@@ -68,7 +68,9 @@ class PassthroughEndpoint:
                 raise
             await relay(client, runtime.upstream, response, self.log)
 
+        error_type = None
         runtime.active += 1
+        self.bridge.call_started()
         try:
             admit(runtime, headers)
             target = upstream_target(path, scope.get("query_string", b""))
@@ -76,11 +78,12 @@ class PassthroughEndpoint:
             await client.until_disconnect(lambda: forward(target))
         except ClientGone:
             pass
-        except BridgeError as exc:
-            if client.status is None:
-                await client.error(exc)
+        except BridgeError as exc:  # ShuttingDown too: a call cut at the drain deadline
+            error_type = exc.error_type
+            await client.error(exc)
         finally:
             runtime.active -= 1
+            self.bridge.call_ended()
             self.bridge.record(
                 "passthrough",
                 {
@@ -88,6 +91,7 @@ class PassthroughEndpoint:
                     "path": scope["path"],
                     "status": client.status,
                     "client_disconnected": client.disconnected,
+                    "error_type": error_type,
                     **client.timings(),
                 },
             )

@@ -13,7 +13,7 @@ import pytest
 from proxy.app import create_app
 from proxy.config import Settings
 from tests.factories import legacy_body
-from tests.servers import GatedUpstream, bridge_process, serving
+from tests.servers import HEAD, GatedUpstream, bridge_process, delta, request_body, serving
 
 V2 = {"anthropic-version": "2023-06-01"}
 
@@ -70,8 +70,9 @@ async def test_sigterm_lets_open_streams_finish_and_refuses_new_connections(tmp_
     assert [line["status"] for line in log if line["event"] == "complete"] == [200, 200, 200]
 
 
-async def test_streams_still_open_at_the_deadline_are_cut(tmp_path):
-    """A stream that outlives drain_timeout is cut and the process still stops on time."""
+async def test_streams_still_open_at_the_deadline_end_in_an_error(tmp_path):
+    """A stream that outlives drain_timeout ends with an error event (not a bare cut),
+    and the process still stops on time."""
     upstream = GatedUpstream()
     async with serving(upstream) as upstream_url, contextlib.AsyncExitStack() as stack:
         bridge = await stack.enter_async_context(
@@ -83,13 +84,135 @@ async def test_streams_still_open_at_the_deadline_are_cut(tmp_path):
             _, lines = await open_stream(client, stack)
             started = time.monotonic()
             process.send_signal(signal.SIGTERM)
-            with pytest.raises(httpx.RemoteProtocolError):
-                async for _ in lines:
-                    pass
+            rest = [line async for line in lines]
+            assert rest[-3:] == ["event: error", rest[-2], ""]
+            assert json.loads(rest[-2][5:])["error"]["type"] == "overloaded_error"
             await asyncio.wait_for(process.wait(), 10)
             assert time.monotonic() - started < 5
         finally:
             upstream.gate.set()
+
+
+class HoldingUpstream:
+    """Holds every call until `gate`: a streamed one after its headers and first event,
+    any other before it answers at all. Counts the calls that reached it."""
+
+    def __init__(self):
+        self.arrived = 0
+        self.gate = asyncio.Event()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return
+        body = await request_body(receive)
+        self.arrived += 1
+        if not (body and json.loads(body).get("stream")):
+            await self.gate.wait()
+            return  # never answers: the bridge is gone by then
+        headers = [(b"content-type", b"text/event-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": HEAD + delta("first"), "more_body": True})
+        await self.gate.wait()
+
+
+OVERLOADED = {"type": "error", "error": {"type": "overloaded_error"}}
+
+
+def shutdown_answer(response: httpx.Response) -> dict:
+    """A JSON answer to a call the shutdown cut before it answered: 503, retry elsewhere."""
+    assert response.status_code == 503
+    assert response.headers["x-should-retry"] == "true"
+    assert response.headers["content-type"] == "application/json"
+    return response.json()
+
+
+async def read_to_end(response: httpx.Response) -> tuple[list[str], bool]:
+    """A stream's lines, and whether it ended cleanly (False: the connection was cut)."""
+    lines = []
+    try:
+        async for line in response.aiter_lines():
+            lines.append(line)
+    except httpx.RemoteProtocolError:
+        return lines, False
+    return lines, True
+
+
+@pytest.mark.parametrize("mode", ["translate", "passthrough"])
+async def test_calls_cut_at_the_deadline_end_as_the_legacy_api_would(tmp_path, mode):
+    """Calls still in flight at the drain deadline end in the legacy envelope: a JSON call
+    gets 503 overloaded_error with x-should-retry: true (an SDK retries elsewhere), a
+    translated stream its error event (v2) or error line and [DONE] (v1); a relayed body
+    already under way is cut, as an upstream cut would. Each call still logs its line,
+    no traceback, and every line the process writes is JSON."""
+    upstream = HoldingUpstream()
+    env = {"BRIDGE_DRAIN_TIMEOUT": "1", "BRIDGE_FORCE_MODE": mode}
+    async with serving(upstream) as upstream_url, contextlib.AsyncExitStack() as stack:
+        bridge = await stack.enter_async_context(
+            bridge_process(upstream_url, tmp_path / "bridge.log", env)
+        )
+        try:
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(base_url=bridge.url, timeout=10)
+            )
+            calls = {
+                "json": client.post("/v1/complete", json=legacy_body(), headers=V2),
+                "passthrough json": client.get("/v1/models"),
+            }
+            waiting = {name: asyncio.create_task(call) for name, call in calls.items()}
+            streams = {
+                name: await stack.enter_async_context(
+                    client.stream("POST", path, json=legacy_body(stream=True), headers=headers)
+                )
+                for name, path, headers in [
+                    ("v2 stream", "/v1/complete", V2),
+                    ("v1 stream", "/v1/complete", {}),
+                    ("passthrough stream", "/v1/messages", V2),
+                ]
+            }
+            async with asyncio.timeout(5):
+                while upstream.arrived < 5:  # noqa: ASYNC110 (a count, no event to wait on)
+                    await asyncio.sleep(0.01)
+            started = time.monotonic()
+            bridge.process.send_signal(signal.SIGTERM)
+            answers = {name: await task for name, task in waiting.items()}
+            ends = {name: await read_to_end(response) for name, response in streams.items()}
+            assert await asyncio.wait_for(bridge.process.wait(), 10) == -signal.SIGTERM
+            assert time.monotonic() - started < 5  # the deadline is 1 s
+        finally:
+            upstream.gate.set()
+
+    for name in ("json", "passthrough json"):
+        body = shutdown_answer(answers[name])
+        assert body.items() >= {"type": "error"}.items()
+        assert body["error"]["type"] == "overloaded_error"
+        assert "shutting down" in body["error"]["message"]
+    assert streams["passthrough stream"].status_code == 200
+    assert not ends["passthrough stream"][1]  # cut, like an upstream cut
+    if mode == "translate":
+        v2, clean = ends["v2 stream"]
+        assert clean
+        last = max(i for i, line in enumerate(v2) if line.startswith("event: "))
+        assert v2[last] == "event: error"
+        error = json.loads(v2[last + 1].removeprefix("data: "))
+        assert error["type"] == "error" and error["error"]["type"] == "overloaded_error"
+        v1, clean = ends["v1 stream"]
+        assert clean
+        data = [line.removeprefix("data: ") for line in v1 if line.startswith("data: ")]
+        assert data[-1] == "[DONE]"
+        error = json.loads(data[-2])
+        assert error["error"]["type"] == "overloaded_error"
+        assert error["exception"].startswith("overloaded_error: ")
+    else:  # relayed as they came, and cut like an upstream cut
+        assert not ends["v2 stream"][1] and not ends["v1 stream"][1]
+
+    text = bridge.log_path.read_text()
+    assert "Traceback" not in text
+    lines = [json.loads(line) for line in text.splitlines()]  # every line is JSON
+    calls = [line for line in lines if line["event"] in ("complete", "passthrough")]
+    assert len(calls) == 5
+    assert all(line["error_type"] == "overloaded_error" for line in calls)
+    assert sorted(line["status"] for line in calls) == [200, 200, 200, 503, 503]
+    assert lines[-1]["event"] == "bridge.stopped"
 
 
 async def test_readyz_fails_while_draining():

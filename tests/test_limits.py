@@ -15,8 +15,7 @@ Most tests run the app in this process behind a uvicorn with the bridge's protoc
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -27,12 +26,12 @@ from proxy.config import Settings
 from proxy.limits import MAX_HEAD_BYTES, MAX_HEADER_FIELDS, BoundedHttpToolsProtocol
 from tests.factories import legacy_body, message
 from tests.fake_upstream import create_fake_upstream
+from tests.raw_client import BOUND, Connection, head
 from tests.servers import bridge_process, serving
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 LIMIT = 4096  # max_body_bytes here; the smallest the settings allow is 1024
-BOUND = 5  # seconds any exchange may take
 KEY = "sk-ant-limits-0123456789"
 TOO_LARGE = "request headers are larger than 65536 bytes"
 TOO_MANY = "request has more than 256 header fields"
@@ -71,76 +70,6 @@ async def process(upstream, tmp_path_factory):
     log = tmp_path_factory.mktemp("limits") / "bridge.log"
     async with bridge_process(upstream, log, {"BRIDGE_MAX_BODY_BYTES": str(LIMIT)}) as bridge:
         yield bridge
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def error(self) -> dict[str, str]:
-        """The legacy error this reply carries (bridge-made: x-should-retry false)."""
-        assert self.headers["content-type"] == "application/json"
-        assert self.headers["x-should-retry"] == "false"
-        envelope = json.loads(self.body)
-        assert envelope["type"] == "error" and set(envelope["error"]) == {"type", "message"}
-        return envelope["error"]
-
-
-class Connection:
-    """One raw HTTP/1.1 connection: bytes out exactly as given, replies parsed."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.sent = 0
-
-    @classmethod
-    @contextlib.asynccontextmanager
-    async def to(cls, url: str) -> AsyncIterator["Connection"]:
-        host, port = url.removeprefix("http://").split(":")
-        reader, writer = await asyncio.open_connection(host, int(port))
-        try:
-            yield cls(reader, writer)
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-
-    async def send(self, *parts: bytes) -> None:
-        for part in parts:
-            self.writer.write(part)
-            await self.writer.drain()
-            self.sent += len(part)
-
-    async def reply(self) -> Reply:
-        async with asyncio.timeout(BOUND):
-            head = await self.reader.readuntil(b"\r\n\r\n")
-            status_line, *lines = head.decode("latin-1").split("\r\n")[:-2]
-            headers = {}
-            for line in lines:
-                name, _, value = line.partition(":")
-                headers[name.lower()] = value.strip()
-            body = await self.reader.readexactly(int(headers.get("content-length", "0")))
-        return Reply(int(status_line.split()[1]), headers, body)
-
-    async def closed(self) -> bool:
-        """Whether the server has closed the connection (reads end, or are reset)."""
-        try:
-            async with asyncio.timeout(BOUND):
-                return await self.reader.read(1) == b""
-        except ConnectionResetError:
-            return True
-
-
-def head(
-    target: str = "/healthz",
-    method: str = "GET",
-    headers: Iterable[tuple[bytes, bytes]] = (),
-) -> bytes:
-    lines = [f"{method} {target} HTTP/1.1".encode(), b"host: bridge"]
-    lines += [name + b": " + value for name, value in headers]
-    return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
 def head_of_size(size: int) -> bytes:
