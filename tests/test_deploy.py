@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes"
 PORT = 8080
+METRICS_PORT = 9090  # the shared service's metrics_port; the sidecar keeps /metrics on PORT
 UID = 10001
 # The oldest Kubernetes the manifests claim (native sidecars are GA from 1.33) and the
 # newest whose schemas kubernetes-validate bundles.
@@ -159,10 +160,12 @@ def test_both_forms_render_together_without_collisions() -> None:
 
 def test_probes_and_ports() -> None:
     """Startup and liveness probe /healthz, readiness /readyz, all on container port 8080,
-    which the Service, the NetworkPolicy and the config files use too."""
+    which the Service, the NetworkPolicy and the config files use too; the metrics port
+    is open in the NetworkPolicy but not in the Service."""
     for _, bridge in bridges():
-        (port,) = bridge["ports"]
+        port, *metrics = bridge["ports"]
         assert port["containerPort"] == PORT
+        assert [m["containerPort"] for m in metrics] in ([], [METRICS_PORT])
         for probe, path in (
             ("startupProbe", "/healthz"),
             ("livenessProbe", "/healthz"),
@@ -176,7 +179,8 @@ def test_probes_and_ports() -> None:
     (service,) = [doc for doc in docs if doc["kind"] == "Service"]
     assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(PORT, "http")]
     (policy,) = [doc for doc in docs if doc["kind"] == "NetworkPolicy"]
-    assert [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]] == [PORT]
+    ingress = [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]]
+    assert ingress == [PORT, METRICS_PORT]
 
 
 def test_network_policy_egress_is_dns_and_https_only() -> None:
@@ -207,7 +211,10 @@ def test_config_maps_load_with_the_bridges_own_loader(tmp_path: Path) -> None:
         (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
         text = maps[volume["configMap"]["name"]]["data"][config.name]
         (tmp_path / config.name).write_text(text)
-        assert from_file(Settings(), tmp_path / config.name).port == PORT
+        settings = from_file(Settings(), tmp_path / config.name)
+        assert settings.port == PORT
+        metrics = [p["containerPort"] for p in bridge["ports"] if p.get("name") == "metrics"]
+        assert metrics == ([settings.metrics_port] if settings.metrics_port else [])
 
 
 def test_bridge_containers_are_locked_down() -> None:
