@@ -59,9 +59,10 @@ ADAPTATIONS = frozenset(
 )
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 SHADOW_RESULTS = ("exact", "normalised", "differs", "failed", "skipped")
-# The statuses created at 0: success, the error table's, the bridge's 502, no answer.
-# Others an upstream relays (a 503 from a proxy...) appear at their first event.
-STATUSES = ("200", *sorted({str(s) for s in ERROR_STATUSES} | {"502"}), "none")
+# The statuses created at 0: success, the error table's, the bridge's 502 and 503 (also
+# an overloaded upstream's), no answer. Others an upstream relays appear at their first
+# event.
+STATUSES = ("200", *sorted({str(s) for s in ERROR_STATUSES} | {"502", "503"}), "none")
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "none")
 # From a fast local answer to a long generation; the upstream's first byte may take minutes.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)

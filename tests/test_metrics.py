@@ -232,7 +232,18 @@ def test_a_fresh_metrics_has_every_known_series_at_zero() -> None:
         arm = {"route": route, "arm": "primary"}
         for fmt in ("v1", "v2"):
             for stream in ("true", "false"):
-                for status in ("200", "400", "401", "413", "429", "500", "502", "504", "529"):
+                for status in (
+                    "200",
+                    "400",
+                    "401",
+                    "413",
+                    "429",
+                    "500",
+                    "502",
+                    "503",
+                    "529",
+                    "none",
+                ):
                     labels = {**arm, "mode": "translate", "format": fmt, "stream": stream}
                     key = frozenset({**labels, "status": status}.items())
                     assert ("complete_bridge_requests_total", key) in s, (labels, status)
