@@ -9,9 +9,11 @@ inside the JSON body: `FAULT <name> <tag>`; the tag names the exchange for the t
         exchange = upstream.exchanges["t1"]    # what it received; when the bridge left
 
 Every answer starts like a real one: a stream sends `HEAD` (message_start, ping,
-content_block_start and the delta "Hello"), a body sends the first half of `MESSAGE`.
-Mid-stream faults then wait for `exchange.proceed` (the test sets it once its client has
-seen "Hello"), so that no fault can overtake the text before it. Faults that keep the
+content_block_start and the deltas "Hello" and " wörld"), a body sends the first half of
+`MESSAGE`. Mid-stream faults then wait for `exchange.proceed` (the test sets it once its
+client has seen the bridge pass that text on: v2 " wörld", v1 the line " Hello", which a
+v1 stream sends only once the next piece, " wörld", has come), so that no fault can
+overtake the text before it. Faults that keep the
 connection open (`exchange.held`) wait until the bridge closes it (`exchange.closed`).
 """
 
@@ -50,9 +52,10 @@ HEAD = (
     + event("ping")
     + event("content_block_start", index=0, content_block={"type": "text", "text": ""})
     + delta("Hello")
+    + delta(" wörld")  # multi-byte characters on a byte-by-byte wire
 )
-REST = (  # " wörld ✓" puts multi-byte characters on a byte-by-byte wire
-    delta(" wörld ✓")
+REST = (
+    delta(" ✓")
     + event("content_block_stop", index=0)
     + event("message_delta", delta={"stop_reason": "end_turn"}, usage={"output_tokens": 4})
     + event("message_stop")

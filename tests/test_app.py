@@ -171,15 +171,16 @@ async def test_stream_v2(make_client):
 
 
 async def test_stream_v1(make_client):
-    """stream: true with no version gives v1: cumulative text, then [DONE]."""
+    """stream: true with no version gives v1: cumulative text, then [DONE]. The newest
+    text is held back for the last line, which always brings new text (SPEC §4)."""
     client, _ = await make_client(streaming())
     response = await client.post("/v1/complete", json=legacy_body(stream=True))
     lines = [line for line in response.text.split("\n") if line.startswith("data:")]
     assert lines[-1] == "data: [DONE]"
-    assert [json.loads(line[6:])["completion"] for line in lines[:-1]] == [
-        " Hi",
-        " Hi there",
-        " Hi there",
+    events = [json.loads(line[6:]) for line in lines[:-1]]
+    assert [(e["completion"], e["stop_reason"]) for e in events] == [
+        (" Hi", None),
+        (" Hi there", "stop_sequence"),
     ]
 
 

@@ -5,7 +5,7 @@ has one exact client-visible result:
 
 - `Fail`: an error before the first byte: status, legacy envelope, and which upstream
   headers came along.
-- `Cut`: a 200 stream with the text sent so far (" Hello"), then the failure: v2 an
+- `Cut`: a 200 stream with the text sent so far (" Hello wörld"), then the failure: v2 an
   `event: error`, v1 an error line with `exception` and no `stop_reason`, then
   `data: [DONE]`; never a final completion event.
 - `OK`: the complete answer, as if nothing had happened.
@@ -77,7 +77,7 @@ class Fail:
 
 @dataclass(frozen=True)
 class Cut:
-    """A 200 stream cut after " Hello" by an error of this type and message."""
+    """A 200 stream cut after " Hello wörld" by an error of this type and message."""
 
     type: str
     message: Message
@@ -221,15 +221,18 @@ async def client():
 
 
 async def call(client, url: str, mode: Mode, prompt: str, on_text=None) -> Seen:
-    """One legacy call; `on_text()` runs once the first text has arrived on a stream."""
+    """One legacy call; `on_text()` runs once the upstream's first text has passed the
+    bridge on a stream (v1 holds its newest piece back: its " Hello" line means the
+    bridge has read " wörld")."""
     body = legacy_body(prompt=prompt, stream=mode.stream)
     url += "/v1/complete"
+    marker = "Hello" if mode.v1 else "wörld"
     async with client.stream("POST", url, json=body, headers=mode.headers) as response:
         parts: list[str] = []
         waiting = on_text is not None and response.status_code == 200
         async for text in response.aiter_text():
             parts.append(text)
-            if waiting and "Hello" in "".join(parts).rpartition("\n\n")[0]:
+            if waiting and marker in "".join(parts).rpartition("\n\n")[0]:
                 waiting = False
                 on_text()
     return Seen(response.status_code, response.headers, "".join(parts))
@@ -272,8 +275,8 @@ WHOLE, HUMAN = " Hello wörld ✓", "\n\nHuman:"
 
 
 def expected_events(expected: Cut | str, mode: Mode) -> list[Event]:
-    """The whole legacy stream: the complete answer, or one cut after " Hello"."""
-    if mode.v1:  # data lines only, each with the whole text so far
+    """The whole legacy stream: the complete answer, or one cut after " Hello wörld"."""
+    if mode.v1:  # data lines only, each with the whole text so far, the newest held back
         tail: list[Event]
         if isinstance(expected, Cut):
             error = {"type": "error", "error": {"type": expected.type, "message": expected.message}}
@@ -286,17 +289,16 @@ def expected_events(expected: Cut | str, mode: Mode) -> list[Event]:
             )
             tail = [(None, {**error, "exception": exception})]
         else:
-            tail = [(None, completion(WHOLE, mode)), (None, completion(WHOLE, mode, HUMAN))]
-        return [(None, completion(" Hello", mode)), *tail, (None, "[DONE]")]
+            tail = [(None, completion(WHOLE, mode, HUMAN))]
+        head = [(None, completion(" Hello", mode)), (None, completion(" Hello wörld", mode))]
+        return [*head, *tail, (None, "[DONE]")]
     if isinstance(expected, Cut):
         error = {"type": "error", "error": {"type": expected.type, "message": expected.message}}
         tail = [("error", error)]
     else:
-        tail = [
-            ("completion", completion(" wörld ✓", mode)),
-            ("completion", completion("", mode, HUMAN)),
-        ]
-    return [("ping", {"type": "ping"}), ("completion", completion(" Hello", mode)), *tail]
+        tail = [("completion", completion(" ✓", mode)), ("completion", completion("", mode, HUMAN))]
+    head = [("completion", completion(text, mode)) for text in (" Hello", " wörld")]
+    return [("ping", {"type": "ping"}), *head, *tail]
 
 
 def short(data: Any) -> Any:

@@ -68,15 +68,20 @@ async def test_client_hangup_while_waiting_closes_upstream(stack, stream):
     await asyncio.wait_for(upstream.closed.wait(), 1)
 
 
-async def test_client_hangup_mid_stream_closes_upstream(stack):
-    """A client that leaves mid-stream: the upstream request is closed within a second."""
+@pytest.mark.parametrize("version", ["2023-06-01", None])
+async def test_client_hangup_mid_stream_closes_upstream(stack, version):
+    """A client that leaves mid-stream: the upstream request is closed within a second.
+    (v2 leaves after its first event; v1 once the stream has begun, as its first line
+    waits for the text after the first piece, which the upstream holds.)"""
     bridge, upstream = await stack()
     async with httpx.AsyncClient(base_url=bridge, timeout=10) as client:
         body = legacy_body(stream=True)
-        async with client.stream("POST", "/v1/complete", json=body) as response:
-            async for line in response.aiter_lines():
-                if line.startswith("data:"):
-                    break
+        headers = {"anthropic-version": version} if version else {}
+        async with client.stream("POST", "/v1/complete", json=body, headers=headers) as response:
+            assert response.status_code == 200
+            lines = response.aiter_lines()
+            while version and not (await anext(lines)).startswith("data:"):
+                pass
     await asyncio.wait_for(upstream.closed.wait(), 1)
     assert not upstream.gate.is_set()
 

@@ -5,7 +5,9 @@
     v1 (2023-01-01 or no version): data-only lines, each with the whole completion so
        far and `truncated`/`exception`; the last has the stop fields; then `[DONE]`.
        At most one such line per upstream chunk: a client that reads slowly gets fewer,
-       longer lines, not a pile of copies of its growing text.
+       longer lines, not a pile of copies of its growing text. The newest piece of text
+       is held back until more comes or the stream ends, so the last line always brings
+       new text, as the old API's did (clients that diff lines rely on it).
 
 Failures after the 200 end the stream with an error event (v2) or an error line and
 `[DONE]` (v1), never a clean end.
@@ -68,8 +70,9 @@ class CompletionStream:
         self._sent_text = False
         self._keep_text = v1 or keep_text  # v1 repeats the whole completion in every event
         self._parts: list[str] = []
-        self._v1_json = bytearray()  # v1: the completion so far, JSON-encoded, unquoted
-        self._v1_pending = False  # v1: text has come that no line has carried yet
+        self._v1_json = bytearray()  # v1: the text lines may carry, JSON-encoded, unquoted
+        self._v1_held = b""  # v1: the newest piece, encoded, held back from the lines
+        self._v1_pending = False  # v1: _v1_json has grown since the last line
         self._text_blocks: set[int] = set()
         self._head = self._tail = b""
         # What the log wants to know.
@@ -116,6 +119,7 @@ class CompletionStream:
         if not self.v1:
             return encode(dumps(envelope), "error")
         line = {**envelope, "exception": f"{error['type']}: {error['message']}"}
+        self._release()  # nothing sent is lost: the held text goes out before the error
         return self._v1_line() + encode(dumps(line)) + V1_DONE
 
     def _translate(self, events: list[ServerSentEvent]) -> bytes:
@@ -214,9 +218,16 @@ class CompletionStream:
             return encode(self._head + dumps(text) + self._tail, "completion")
         # JSON escapes character by character, so the encoded whole is the encoded parts
         # joined: each line copies the text so far once instead of re-encoding it.
-        self._v1_json += dumps(text)[1:-1]
-        self._v1_pending = True
+        self._release()
+        self._v1_held = dumps(text)[1:-1]
         return b""
+
+    def _release(self) -> None:
+        """v1: the held piece joins the text the next line carries."""
+        if self._v1_held:
+            self._v1_json += self._v1_held
+            self._v1_held = b""
+            self._v1_pending = True
 
     def _v1_line(self) -> bytes:
         """v1: the line with the completion so far, if it has grown since the last one."""
@@ -227,7 +238,7 @@ class CompletionStream:
 
     def _finish(self, stop_reason: str, stop: str | None) -> bytes:
         out = self._emit(self._stops.flush()) if self._stops is not None else b""
-        out += self._v1_line()  # v1 clients see the text before the line that ends it
+        # v1: no line for the text so far; the last one carries it with the held piece.
         self.phase, self.stop_reason, self.stop = Phase.FINISHED, stop_reason, stop
         text = self.text if self.v1 else ""
         last = encode(

@@ -1,9 +1,13 @@
 import json
 import re
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from proxy.translate.response import with_leading_space
 from proxy.translate.sse import SSEDecoder
 from proxy.translate.stream import CompletionStream, Phase
 
@@ -100,9 +104,68 @@ def test_v1_gives_one_line_per_chunk(shared):
         delta={"type": "text_delta", "text": f"w{n} "}) for n in range(50))  # fmt: skip
     stream = CompletionStream(model="m", v1=True, prefill=False)
     lines = v1_lines(stream.feed(data))
-    assert len(lines) == 1
-    assert json.loads(lines[0][6:])["completion"] == " " + "".join(f"w{n} " for n in range(50))
+    assert len(lines) == 1  # all but the newest piece, held back for the next line
+    assert json.loads(lines[0][6:])["completion"] == " " + "".join(f"w{n} " for n in range(49))
     assert stream.feed(b"") == b""  # nothing new: no line
+
+
+def diffed_text(out):
+    """What Vercel's `ai` 2.1+ AnthropicStream shows of a v1 stream: each line minus the
+    previous one when it extends it, else the whole line (its parseAnthropicStream)."""
+    shown, previous = [], ""
+    for line in v1_lines(out):
+        body = json.loads(line[6:]) if line.startswith(b"data: {") else {}
+        if "completion" not in body:
+            continue
+        text = body["completion"]
+        if not previous or (len(text) > len(previous) and text.startswith(previous)):
+            shown.append(text[len(previous) :])
+            previous = text
+        else:
+            shown.append(text)
+    return "".join(shown)
+
+
+PIECES = st.lists(st.text(alphabet='ab \n"é🌍', max_size=4), max_size=8)
+
+
+@given(PIECES, st.sets(st.integers(0, 400)), st.booleans(), st.booleans())
+@settings(max_examples=300)
+def test_v1_last_line_always_brings_new_text(pieces, cuts, stop_early, fail):
+    """However the text comes and the bytes are cut, the last v1 text line is longer than
+    the one before (unless the completion is empty and it is the only one), so a client
+    that diffs lines shows the text once; a failure still delivers every piece first."""
+    data = START + TEXT + b"".join(delta(piece) for piece in pieces)
+    data += ERROR if fail else event("message_delta", delta={"stop_reason": "end_turn"})
+    data += b"" if fail else event("message_stop")
+    stops = ["\n\n"] if stop_early else []
+    out, stream = run(data, sorted(c for c in cuts if c < len(data)), v1=True, local_stops=stops)
+    texts = [
+        json.loads(line[6:])["completion"] for line in v1_lines(out) if b'"completion"' in line
+    ]
+    assert all(b.startswith(a) and len(b) > len(a) for a, b in pairwise(texts)), texts
+    assert diffed_text(out) == stream.text == (texts[-1] if texts else "")
+    whole = with_leading_space("".join(pieces), prefill=False)
+    if not stop_early:
+        assert stream.text == ("" if not "".join(pieces) else whole)
+    assert texts == [""] or not texts or texts[-1]  # an empty completion is its only line
+    assert stream.phase is (Phase.FAILED if fail and stream.stop is None else Phase.FINISHED)
+
+
+def test_v1_empty_completion_is_one_line():
+    """No text at all: the final line, with an empty completion, is the only one."""
+    data = START + TEXT + event("message_delta", delta={"stop_reason": "end_turn"})
+    out, _ = run(data + event("message_stop"), range(1, len(data)), v1=True)
+    (line, done) = v1_lines(out)
+    assert (json.loads(line[6:])["completion"], done) == ("", b"data: [DONE]")
+
+
+def test_v1_held_text_goes_out_before_an_error():
+    """A failure after text: the client gets all the text, then the error line."""
+    data = START + TEXT + delta("Half") + delta(" an answer") + ERROR
+    out, _ = run(data, event_cuts(data), v1=True)
+    texts = [json.loads(line[6:]).get("completion") for line in v1_lines(out)[:-1]]
+    assert texts == [" Half", " Half an answer", None]  # None: the error line
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
@@ -183,6 +246,11 @@ def event(kind, **data):
 
 START = event("message_start", message={"id": "msg_1", "usage": {"input_tokens": 1}})
 TEXT = event("content_block_start", index=0, content_block={"type": "text", "text": ""})
+ERROR = event("error", error={"type": "overloaded_error", "message": "Overloaded"})
+
+
+def delta(text):
+    return event("content_block_delta", index=0, delta={"type": "text_delta", "text": text})
 
 
 @pytest.mark.parametrize(
@@ -211,6 +279,19 @@ def test_impossible_orders_fail_loudly(data, message):
         "type": "error",
         "error": {"type": "api_error", "message": message},
     }
+
+
+@pytest.mark.parametrize("v1", [True, False])
+def test_a_field_of_the_wrong_type_is_a_malformed_event(v1):
+    """`usage` that is not an object: the event is malformed, the stream fails after the
+    text it had (for v1 too: the held piece is not lost)."""
+    data = START + TEXT + delta("Hi") + event("message_delta", delta={}, usage=1)
+    out, stream = run(data, v1=v1)
+    assert stream.error == {
+        "type": "api_error",
+        "message": "bad upstream stream: malformed message_delta event",
+    }
+    assert b'"completion":" Hi"' in out
 
 
 def test_error_event_without_details():
