@@ -29,6 +29,12 @@ def test_help_answers_questions():
         "BRIDGE_PORT",
         "--config",
         "demo:",
+        "--header-timeout",
+        "BRIDGE_HEADER_TIMEOUT",
+        "--body-timeout",
+        "BRIDGE_BODY_TIMEOUT",
+        "--max-client-connections",
+        "BRIDGE_MAX_CLIENT_CONNECTIONS",
     ):
         assert text in out
 
@@ -58,6 +64,19 @@ def test_translate_mistakes_exit_2_with_one_line(stdin, message):
     assert result.returncode == 2
     assert result.stderr.startswith(message)
     assert result.stderr.count("\n") == 1
+
+
+def test_the_slow_client_flags_are_checked_like_every_setting(capsys):
+    """--header-timeout, --body-timeout, --max-client-connections are read and checked
+    like every setting, over the environment: a bad one names itself."""
+    environ = {"BRIDGE_HEADER_TIMEOUT": "5", "BRIDGE_LOG_FORMAT": "console"}
+    argv = ["serve", "--header-timeout", "x", "--body-timeout", "1"]
+    assert main(argv, environ) == 2
+    assert "--header-timeout: expected a number of seconds above 0, got 'x'" in (
+        capsys.readouterr().err
+    )
+    assert main(["serve", "--max-client-connections", "0"], environ) == 2
+    assert "--max-client-connections: expected an integer from 1" in capsys.readouterr().err
 
 
 def test_bad_setting_exits_2_naming_it(capsys):

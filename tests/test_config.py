@@ -43,6 +43,13 @@ def test_environment_values_are_parsed():
         ("log_text", "maybe", "BRIDGE_LOG_TEXT: expected true or false, got 'maybe'"),
         ("log_format", "xml", "BRIDGE_LOG_FORMAT: expected auto, json or console"),
         ("host", " ", "BRIDGE_HOST: expected a host name or address"),
+        ("header_timeout", "0", "BRIDGE_HEADER_TIMEOUT: expected a number of seconds above 0"),
+        ("body_timeout", "inf", "BRIDGE_BODY_TIMEOUT: expected a number of seconds above 0"),
+        (
+            "max_client_connections",
+            "0",
+            "BRIDGE_MAX_CLIENT_CONNECTIONS: expected an integer from 1 to 1000000, got '0'",
+        ),
     ],
 )
 def test_bad_values_name_the_key_and_value(key, value, message):
