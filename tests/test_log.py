@@ -1,5 +1,7 @@
 import io
 import json
+import logging
+import warnings
 
 import pytest
 import structlog
@@ -9,8 +11,11 @@ from proxy.log import configure_logging
 
 @pytest.fixture
 def restore_structlog():
+    handlers = logging.root.handlers[:]
     yield
     structlog.reset_defaults()
+    logging.root.handlers = handlers
+    logging.captureWarnings(False)
 
 
 @pytest.mark.usefixtures("restore_structlog")
@@ -48,3 +53,28 @@ def test_exceptions_are_one_json_line():
     entry = json.loads(line)
     assert "ValueError: boom" in entry["exception"]
     assert entry["odd"].startswith("<object object")
+
+
+@pytest.mark.usefixtures("restore_structlog")
+def test_standard_library_records_are_json_lines_too():
+    """uvicorn's messages (stdlib logging) and Python's warnings come out as JSON lines in
+    the same stream, the message as the event, the logger named."""
+    out = io.StringIO()
+    configure_logging("json", stream=out)
+    logging.getLogger("uvicorn.error").error("Cancel %s running task(s)", 2)
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logging.getLogger("uvicorn.error").exception("Exception in ASGI application\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # the suite turns warnings into errors
+        warnings.warn("careful", ResourceWarning, stacklevel=1)
+    cancel, failed, warned = (json.loads(line) for line in out.getvalue().splitlines())
+    assert (cancel["event"], cancel["logger"], cancel["level"]) == (
+        "Cancel 2 running task(s)",
+        "uvicorn.error",
+        "error",
+    )
+    assert cancel["timestamp"].endswith("Z")
+    assert "RuntimeError: boom" in failed["exception"]
+    assert "careful" in warned["event"] and warned["logger"] == "py.warnings"
