@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -185,6 +186,63 @@ async def test_a_chunked_body_that_stalls_is_a_408(bridge):
     assert error["type"] == "timeout_error"
 
 
+class SlowReadingUpstream:
+    """A raw Messages upstream that takes a request's head, then reads nothing of its
+    body for `stall` seconds (its receive buffer kept small), then reads it all and
+    answers 200 with the number of body bytes it got."""
+
+    def __init__(self, stall: float) -> None:
+        self.stall = stall
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[str]:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        sock.bind(("127.0.0.1", 0))
+        server = await asyncio.start_server(self._serve, sock=sock)
+        async with server:
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request_head = (await reader.readuntil(b"\r\n\r\n")).lower()
+        await asyncio.sleep(self.stall)
+        if b"transfer-encoding: chunked" in request_head:
+            size = len(await reader.readuntil(b"\r\n0\r\n\r\n"))
+        else:
+            length = request_head.split(b"content-length:")[1].split(b"\r\n")[0]
+            size = len(await reader.readexactly(int(length)))
+        answer = json.dumps({"received": size}).encode()
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(answer), answer)
+        )
+        await writer.drain()
+        writer.close()
+
+
+async def test_time_the_bridge_holds_off_reading_a_body_is_not_the_clients(tmp_path):
+    """A pass-through body of 8 MB to an upstream that stops reading for three times
+    body_timeout: the bridge stops reading from the client too (backpressure), and that
+    silence is the bridge's, not the client's: the call is served, no 408."""
+    body = b"x" * (8 * 1024 * 1024)
+    upstream = SlowReadingUpstream(stall=3 * BODY_TIMEOUT)
+    async with (
+        upstream.serving() as upstream_url,
+        bridge_process(upstream_url, tmp_path / "bridge.log", SHORT) as bridge,
+        Connection.to(bridge.url) as connection,
+    ):
+        request_head = head("/v1/messages", "POST", [(b"content-length", str(len(body)).encode())])
+        await connection.send(request_head, body)
+        async with asyncio.timeout(3 * BODY_TIMEOUT + BOUND):
+            while True:  # Connection.reply waits BOUND seconds at most
+                with contextlib.suppress(TimeoutError):
+                    reply = await connection.reply()
+                    break
+    assert reply.status == 200
+    assert json.loads(reply.body) == {"received": len(body)}
+    assert refusals(bridge, "") == []
+
+
 async def test_a_slow_body_that_keeps_coming_is_served(bridge):
     """body_timeout bounds the silence between bytes, not the whole body: its last 12
     bytes a third of a second apart (4 s in all, twice body_timeout) are served."""
@@ -334,7 +392,8 @@ async def test_the_open_files_limit_is_raised_or_the_bound_lowered():
 
 async def test_a_stream_held_longer_than_both_timeouts_finishes(tmp_path):
     """The timers stop once a request is read: an answer that takes three times
-    header_timeout and body_timeout still arrives whole."""
+    header_timeout and body_timeout still arrives whole, even with the start of a next
+    head pipelined behind it (no 408 can go into an answer); that head's 408 follows."""
     gated = GatedUpstream()
     async with (
         serving(gated) as upstream_url,
@@ -342,12 +401,14 @@ async def test_a_stream_held_longer_than_both_timeouts_finishes(tmp_path):
         Connection.to(bridge.url) as connection,
     ):
         body = complete_body(stream=True)
-        await connection.send(post("/v1/complete", body, V2) + body)
+        await connection.send(post("/v1/complete", body, V2) + body, b"GET /hea")
         await asyncio.sleep(3 * max(HEADER_TIMEOUT, BODY_TIMEOUT))
         gated.gate.set()
         async with asyncio.timeout(BOUND):
             received = await read_stream(connection)
-    assert b" second" in received and b"event: error" not in received
+        assert b" second" in received and b"event: error" not in received
+        error, _ = await timed_out(connection, HEADER_TIMEOUT + BOUND)
+    assert error["type"] == "timeout_error"
 
 
 async def read_stream(connection: Connection) -> bytes:
