@@ -15,26 +15,42 @@ import structlog
 
 from proxy.config import DEMO_UPSTREAM, Settings
 from proxy.errors import BadUpstreamResponse, BridgeError, UpstreamTimeout, UpstreamUnreachable
+from proxy.pool import Pool
 from proxy.retry import RetryBudget, backoff, retry_after, should_retry_status
 
 MESSAGES_VERSION = "2023-06-01"
 
 RawHeaders = list[tuple[bytes, bytes]]
 
+# What an upstream may answer with. aiohttp reads informational 1xx answers past (but a
+# 101), and hands on any three digits; HTTP has no final status outside these.
+FINAL_STATUSES = range(200, 600)
+
 # The most one read of an upstream body hands on: what is translated and written at once.
 READ_SIZE = 64 * 1024
 
 # What a translated request forwards from the legacy client.
 _FORWARDED = frozenset({b"x-api-key", b"authorization", b"anthropic-beta", b"user-agent"})
-# Never forwarded on a pass-through: hop-by-hop (RFC 9110 7.6.1) and what the transport
-# sets; and what a client could spoof to the upstream about who is calling.
-_NOT_FORWARDED = frozenset(
+# What a client could spoof to the upstream about who is calling and from where: never
+# passed on, in either direction (nor any name starting `x-forwarded`). README, Security.
+CLIENT_ADDRESS_HEADERS = frozenset(
     {
-        b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization",
-        b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade", b"host",
-        b"forwarded", b"via", b"x-real-ip", b"client-ip", b"true-client-ip",
+        b"forwarded", b"via", b"x-real-ip", b"x-client-ip", b"client-ip", b"true-client-ip",
+        b"cf-connecting-ip", b"cf-connecting-ipv6", b"fastly-client-ip", b"x-originating-ip",
+        b"x-cluster-client-ip", b"x-remote-addr", b"x-remote-ip", b"x-original-forwarded-for",
+        b"x-envoy-external-address", b"x-azure-clientip", b"x-azure-socketip",
+        b"x-appengine-user-ip", b"x-proxyuser-ip", b"wl-proxy-client-ip", b"proxy-client-ip",
     }
 )  # fmt: skip
+_CLIENT_ADDRESS_PREFIX = b"x-forwarded"
+# Never forwarded on a pass-through: hop-by-hop (RFC 9110 7.6.1), what the transport sets,
+# and `expect`: the bridge answers a client's `100-continue` itself (the server does, as
+# the body is read) and never waits on the upstream for one.
+_NOT_FORWARDED = CLIENT_ADDRESS_HEADERS | {
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization",
+    b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade", b"host",
+    b"expect",
+}  # fmt: skip
 # Response headers a translated answer keeps: SDKs read them for ids and retries.
 _RELAYED = frozenset({b"request-id", b"retry-after", b"retry-after-ms", b"x-should-retry"})
 _RELAYED_PREFIX = b"anthropic-ratelimit-"
@@ -51,7 +67,8 @@ def translated_headers(client: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
 
 
 def passthrough_headers(headers: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
-    """All but hop-by-hop headers (also those `connection` names) and spoofable ones."""
+    """All but hop-by-hop headers (also those `connection` names), `expect`, and
+    client-address ones."""
     headers = list(headers)
     named = {
         token.strip().lower()
@@ -64,7 +81,7 @@ def passthrough_headers(headers: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
         for name, value in headers
         if (lower := name.lower()) not in _NOT_FORWARDED
         and lower not in named
-        and not lower.startswith(b"x-forwarded-")
+        and not lower.startswith(_CLIENT_ADDRESS_PREFIX)
     ]
 
 
@@ -194,8 +211,8 @@ class Upstream:
     def _client(self) -> aiohttp.ClientSession:
         """aiohttp's session, made on first use, inside the running loop."""
         if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self.settings.max_connections, ssl=httpx.create_ssl_context()
+            connector = Pool(
+                self._log, limit=self.settings.max_connections, ssl=httpx.create_ssl_context()
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -232,6 +249,10 @@ class Upstream:
                 if delay is None:
                     raise
             else:
+                if answer.status_code not in FINAL_STATUSES:  # 1xx, 0, 600...: no answer
+                    await closing(answer)
+                    status = answer.status_code
+                    raise BadUpstreamResponse(f"upstream sent unexpected status {status}")
                 if not should_retry_status(answer.status_code, answer.headers):
                     return answer
                 delay = self._delay(attempt, content, answer.headers)
