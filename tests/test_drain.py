@@ -224,3 +224,32 @@ async def test_readyz_fails_while_draining():
         response = await c.get("/readyz")
         assert (response.status_code, response.json()) == (503, {"status": "draining"})
         assert (await c.get("/healthz")).status_code == 200
+
+
+async def test_a_body_still_arriving_at_the_deadline_gets_503(tmp_path):
+    """A call whose body is still arriving at the drain deadline is answered 503
+    overloaded_error with x-should-retry: true, not left to the server's own 500."""
+    upstream = HoldingUpstream()
+    async with (
+        serving(upstream) as upstream_url,
+        bridge_process(upstream_url, tmp_path / "b.log", {"BRIDGE_DRAIN_TIMEOUT": "1"}) as bridge,
+    ):
+        port = int(bridge.url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"POST /v1/complete HTTP/1.1\r\nhost: b\r\ncontent-type: application/json\r\n"
+            b"content-length: 1000\r\n\r\n" + b'{"model": "claude-2.1", '
+        )
+        await writer.drain()
+        await asyncio.sleep(0.2)  # the head is in: the call is in flight
+        bridge.process.send_signal(signal.SIGTERM)
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        assert await asyncio.wait_for(bridge.process.wait(), 10) == -signal.SIGTERM
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 ")
+    assert b"x-should-retry: true" in head.lower()
+    assert json.loads(body)["error"]["type"] == "overloaded_error"
+    lines = [json.loads(line) for line in bridge.log_path.read_text().splitlines()]
+    (call,) = [line for line in lines if line["event"] == "complete"]
+    assert (call["status"], call["error_type"]) == (503, "overloaded_error")

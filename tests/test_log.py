@@ -61,18 +61,19 @@ def test_standard_library_records_are_json_lines_too():
     the same stream, the message as the event, the logger named."""
     out = io.StringIO()
     configure_logging("json", stream=out)
-    logging.getLogger("uvicorn.error").error("Cancel %s running task(s)", 2)
+    library = logging.getLogger("a.library")  # as uvicorn.error in the bridge process
+    library.error("Cancel %s running task(s)", 2)
     try:
         raise RuntimeError("boom")
     except RuntimeError:
-        logging.getLogger("uvicorn.error").exception("Exception in ASGI application\n")
+        library.exception("Exception in ASGI application\n")
     with warnings.catch_warnings():
         warnings.simplefilter("always")  # the suite turns warnings into errors
         warnings.warn("careful", ResourceWarning, stacklevel=1)
     cancel, failed, warned = (json.loads(line) for line in out.getvalue().splitlines())
     assert (cancel["event"], cancel["logger"], cancel["level"]) == (
         "Cancel 2 running task(s)",
-        "uvicorn.error",
+        "a.library",
         "error",
     )
     assert cancel["timestamp"].endswith("Z")
