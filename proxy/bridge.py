@@ -1,5 +1,6 @@
-"""What every endpoint shares: the config in force, the upstream clients, the metrics
-and the shadow calls; and the canonical log line each request ends with."""
+"""What every endpoint shares: the config in force, the upstream clients, the metrics,
+the shadow calls and the budget of request bodies in flight; and the canonical log line
+each request ends with."""
 
 import asyncio
 import contextlib
@@ -9,6 +10,7 @@ import structlog
 from starlette.datastructures import Headers
 
 from proxy.errors import Unauthorized
+from proxy.inflight import InflightBytes
 from proxy.metrics import Metrics
 from proxy.runtime import Runtime, UpstreamPool
 from proxy.shadow import Shadows
@@ -24,6 +26,7 @@ class Bridge:
         self.metrics = metrics
         self.log = structlog.get_logger("complete-bridge")
         self.shadows = Shadows(self.record)
+        self.inflight = InflightBytes()  # request bodies held: max_inflight_bytes
         self.calls = 0  # requests in flight, on whichever config
         self._no_calls = asyncio.Event()
         self._no_calls.set()

@@ -9,6 +9,7 @@ from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Send
 
 from proxy.errors import BridgeError, RequestTooLarge, ShuttingDown
+from proxy.inflight import Hold
 from proxy.translate.response import dumps, error_envelope
 from proxy.upstream import RawHeaders
 
@@ -19,15 +20,17 @@ class ClientGone(Exception):
     """The client hung up while we were reading its request."""
 
 
-def refuse_declared_over(headers: Headers, limit: int) -> None:
-    """A body declared larger than `limit` is refused before it is read. (A content-length
-    that is not plain digits is left to the server, which reads what actually comes.)"""
+def refuse_declared_over(headers: Headers, limit: int) -> int | None:
+    """A body declared larger than `limit` is refused before it is read; else its declared
+    length. (A content-length that is not plain digits is left to the server, which reads
+    what actually comes: None, as for a body without one.)"""
     declared = headers.get("content-length", "").strip()
     if not (declared.isascii() and declared.isdigit()):
-        return
+        return None
     digits = declared.lstrip("0")
     if len(digits) > 18 or int(digits or "0") > limit:  # int() refuses past 4300 digits
         raise RequestTooLarge(f"request body is larger than the limit of {limit} bytes")
+    return int(digits or "0")
 
 
 class Client:
@@ -72,11 +75,18 @@ class Client:
         if self._body_failure is not None:
             raise self._body_failure
 
-    async def read_body(self, limit: int) -> bytes:
+    async def read_body(self, limit: int, hold: Hold | None = None) -> bytearray:
+        """The whole body, grown in place (chunks joined at the end held it twice). With
+        `hold`, each chunk is taken from the in-flight budget as it arrives."""
+        body = bytearray()
         try:
-            return b"".join([chunk async for chunk in self.body_chunks(limit)])
+            async for chunk in self.body_chunks(limit):
+                if hold is not None:
+                    hold.take(len(chunk))
+                body += chunk
         except asyncio.CancelledError as exc:
             raise self._cut(exc) from None
+        return body
 
     async def until_disconnect(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run `work`; if the client hangs up once its body is read, cancel it and raise
@@ -105,7 +115,6 @@ class Client:
         while task.uncancel():
             pass
         return ClientGone() if self.disconnected else ShuttingDown()
-
 
     async def _watch(self, task: asyncio.Task[object]) -> None:
         await self._body_read.wait()
@@ -137,6 +146,8 @@ class Client:
         if self.status is None:
             advice = exc.retry_advice
             headers = [JSON] if advice is None else [JSON, (b"x-should-retry", advice)]
+            if exc.retry_after is not None:
+                headers.append((b"retry-after", str(exc.retry_after).encode()))
             body = dumps(error_envelope(exc.error_type, exc.message))
             await self.respond(exc.status, headers, body)
         elif self.fail is not None and not self.complete:

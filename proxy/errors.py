@@ -8,6 +8,7 @@
      ├── UpstreamUnreachable   502 api_error               (connect failed)
      ├── BadUpstreamResponse   502 api_error               (a 200 the bridge cannot read)
      ├── UpstreamTimeout       504 timeout_error           (no answer in time)
+     ├── Overloaded            529 overloaded_error        (bodies in flight at their budget)
      └── ShuttingDown          503 overloaded_error        (cut at the drain deadline)
 
 Bridge-made 4xx tell SDKs not to retry (`x-should-retry: false`); 5xx say nothing,
@@ -36,6 +37,7 @@ def error_type_for_status(status: int) -> str:
 class BridgeError(Exception):
     status = 500
     error_type = "api_error"
+    retry_after: int | None = None  # seconds, sent as `retry-after` when set
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -98,3 +100,11 @@ class ShuttingDown(BridgeError):
     @property
     def retry_advice(self) -> bytes | None:
         return b"true"
+
+
+class Overloaded(BridgeError):
+    """Too many request bytes in memory at once (max_inflight_bytes): try again shortly."""
+
+    status = 529
+    error_type = "overloaded_error"
+    retry_after: int | None = 1  # seconds: a body's bytes are held for about one call

@@ -21,14 +21,15 @@ from proxy.downstream import JSON, Client, ClientGone, refuse_declared_over
 from proxy.errors import (
     BadUpstreamResponse,
     BridgeError,
-    InvalidRequest,
     RequestTooLarge,
     error_type_for_status,
 )
+from proxy.inflight import Hold
 from proxy.passthrough import relay
 from proxy.routes import UNROUTED, Call, Choice, choose, fingerprint
 from proxy.runtime import Runtime, Target
 from proxy.shadow import Capture, ShadowCall
+from proxy.translate.body import load_body
 from proxy.translate.request import Translation, translate_request
 from proxy.translate.response import dumps, error_envelope, message_to_completion
 from proxy.translate.stream import CompletionStream, Phase
@@ -90,15 +91,18 @@ class CompleteEndpoint:
             "route": UNROUTED,  # refused before routing (bad key, body, JSON)
         }
         shadow = None
+        hold = self.bridge.inflight.hold(runtime.settings.max_inflight_bytes)
         runtime.active += 1
         self.bridge.call_started()
         try:
             admit(runtime, headers)
-            body, raw = await self._read(client, headers, runtime)
+            body, raw = await self._read(client, headers, runtime, hold)
             choice, target = self._route(runtime, headers, body, facts)
             if len(raw) > target.max_body_bytes:
                 limit = target.max_body_bytes
                 raise RequestTooLarge(f"request body is larger than the limit of {limit} bytes")
+            if target.mode == "translate":
+                raw = bytearray()  # the bytes as sent are for pass-through only: let them go
             stream = bool(body.get("stream"))
             capture = None if choice.shadow is None else Capture(target.max_body_bytes, stream)
             ex = Exchange(client, headers, runtime, facts, target, capture)
@@ -123,6 +127,7 @@ class CompleteEndpoint:
             if client.status is None:
                 await client.error(BridgeError(INTERNAL["message"]))
         finally:
+            hold.release()
             runtime.active -= 1
             self.bridge.call_ended()
             self.bridge.record(
@@ -141,20 +146,17 @@ class CompleteEndpoint:
             self.bridge.shadows.start(call)
 
     async def _read(
-        self, client: Client, headers: Headers, runtime: Runtime
-    ) -> tuple[dict[str, Any], bytes]:
+        self, client: Client, headers: Headers, runtime: Runtime, hold: Hold
+    ) -> tuple[dict[str, Any], bytearray]:
         """The body, as JSON and as sent; at most the largest limit of any arm (each
-        arm then holds the call to its own)."""
+        arm then holds the call to its own). Taken from the in-flight budget: whole
+        before it is read when its length is declared, else as it arrives."""
         limit = runtime.max_body_bytes
-        refuse_declared_over(headers, limit)
-        raw = await client.read_body(limit)
-        try:
-            body = orjson.loads(raw)
-        except ValueError as exc:  # also nesting past 1024 levels, and unpaired surrogates
-            raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise InvalidRequest("request body must be a JSON object")
-        return body, raw
+        declared = refuse_declared_over(headers, limit)
+        if declared is not None:
+            hold.take(declared)
+        raw = await client.read_body(limit, None if declared is not None else hold)
+        return load_body(raw), raw
 
     def _route(
         self, runtime: Runtime, headers: Headers, body: dict[str, Any], facts: dict[str, Any]
@@ -279,11 +281,11 @@ class CompleteEndpoint:
             ex.capture.set(stream.text, stream.stop_reason)
         await client.write(b"", more=False)
 
-    async def _pass_on(self, ex: Exchange, body: dict[str, Any], raw: bytes) -> None:
+    async def _pass_on(self, ex: Exchange, body: dict[str, Any], raw: bytearray) -> None:
         """The legacy call as it came (but for a route's model) to the arm's upstream's
         /v1/complete; its answer relayed as it comes."""
         target, client = ex.target, ex.client
-        content = raw if target.model is None else dumps({**body, "model": target.model})
+        content = bytes(raw) if target.model is None else dumps({**body, "model": target.model})
         kept = [
             (name, value)
             for name, value in passthrough_headers(ex.headers.raw)

@@ -57,7 +57,9 @@ class PassthroughEndpoint:
         streamed = "content-length" in headers or "transfer-encoding" in headers
 
         async def forward(target: str) -> None:
-            content = client.body_chunks(limit) if streamed else await client.read_body(limit)
+            content = (
+                client.body_chunks(limit) if streamed else bytes(await client.read_body(limit))
+            )
             try:
                 response = await runtime.upstream.send(
                     scope["method"], target, forwarded, content, raw=True

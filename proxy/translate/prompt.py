@@ -6,7 +6,9 @@ Empty turns are dropped, Human as well as Assistant; only a prompt without any H
 text is refused.
 """
 
+import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,10 +17,12 @@ from proxy.wire import Message
 
 MUST_START = 'prompt must start with "\\n\\nHuman:" turn after an optional system prompt'
 MUST_END = 'prompt must end with "\\n\\nAssistant:" turn'
+MAX_MESSAGES = 10_000  # each costs ~250 bytes whatever its text
 
 _REAL = re.compile(r"\n\n(Human|Assistant):")
 # TypeScript SDK 0.61-0.137 define HUMAN_PROMPT with a literal backslash-n.
 _LITERAL = re.compile(r"\\n\\n(Human|Assistant):")
+_SPACE = re.compile(r"\s*")  # what str.strip() strips
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,42 +35,72 @@ class Conversation:
 
 
 def parse_prompt(prompt: str) -> Conversation:
-    """Split a legacy prompt into system, messages and prefill; 400 on a bad prompt."""
-    start = prompt.lstrip()
-    if start.startswith("Human:"):  # the old API accepted a first turn without "\n\n"
-        prompt = "\n\n" + start
-    literal = "\n\nHuman:" not in prompt and "\\n\\nHuman:" in prompt
+    """Split a legacy prompt into system, messages and prefill; 400 on a bad prompt.
+    Turn by turn: each turn's text is copied once, stripped (the prompt may be 30 MB)."""
+    first = _SPACE.match(prompt).end()  # type: ignore[union-attr]  # \s* always matches
+    bare = prompt.startswith("Human:", first)  # the old API took a first turn without "\n\n"
+    literal = not bare and "\n\nHuman:" not in prompt and "\\n\\nHuman:" in prompt
     marker = _LITERAL if literal else _REAL
 
-    head, *rest = marker.split(prompt)
-    turns = list(zip(rest[0::2], (text.strip() for text in rest[1::2]), strict=True))
-    if not turns or turns[0][0] != "Human":
-        raise InvalidRequest(MUST_START)
-    if turns[-1][0] != "Assistant":
-        raise InvalidRequest(MUST_END)
-    if not any(text for role, text in turns if role == "Human"):
-        raise InvalidRequest("prompt: Human turn 1 is empty")  # the first of all-empty ones
-
+    system: str | None = None
+    turns, human_text, role = 0, False, ""
     messages: list[Message] = []
-    merged: list[str] | None = None  # the last message's texts, once it has two or more
-    for role, text in turns:
+    merged: io.StringIO | None = None  # the last message's texts, once it has two or more
+    for role, text in _turns(prompt, marker, first + len("Human:") if bare else None):
+        if not role:
+            system = text or None
+            continue
+        turns += 1
+        if turns == 1 and role != "Human":
+            raise InvalidRequest(MUST_START)
         if not text:  # empty turns of either role: frameworks write them (griptape 0.23)
             continue
+        human_text = human_text or role == "Human"
         api_role: Literal["user", "assistant"] = "user" if role == "Human" else "assistant"
         if messages and messages[-1]["role"] == api_role:
-            merged = merged or [messages[-1]["content"]]
-            merged.append(text)  # joined once at the end of the run: `+=` was quadratic
+            # Written on: `+=` was quadratic, a list held an object per turn.
+            if merged is None:
+                merged = io.StringIO()
+                merged.write(messages[-1]["content"])
+            merged.write("\n\n")
+            merged.write(text)
             continue
-        if merged:
-            messages[-1]["content"], merged = "\n\n".join(merged), None
+        if merged is not None:
+            messages[-1]["content"], merged = merged.getvalue(), None
+        if len(messages) == MAX_MESSAGES:
+            raise InvalidRequest(
+                f"prompt: more than {MAX_MESSAGES} turns (after merging neighbours of one role)"
+            )
         messages.append({"role": api_role, "content": text})
-    if merged:
-        messages[-1]["content"] = "\n\n".join(merged)
+    if not turns:
+        raise InvalidRequest(MUST_START)
+    if role != "Assistant":
+        raise InvalidRequest(MUST_END)
+    if not human_text:
+        raise InvalidRequest("prompt: Human turn 1 is empty")  # the first of all-empty ones
+    if merged is not None:
+        messages[-1]["content"] = merged.getvalue()
     last = messages[-1]
     return Conversation(
-        system=head.strip() or None,
+        system=system,
         messages=messages,
         prefill=last["content"] if last["role"] == "assistant" else None,
-        turns=len(turns),
+        turns=turns,
         literal_markers=literal,
     )
+
+
+def _turns(prompt: str, marker: re.Pattern[str], bare: int | None) -> Iterator[tuple[str, str]]:
+    """("", system text), then (role, text) of each turn, stripped; from `bare` on, if
+    the prompt starts with a Human turn without its "\n\n"."""
+    role, start = ("Human", bare) if bare is not None else ("", 0)
+    for found in marker.finditer(prompt, start):
+        yield role, _stripped(prompt, start, found.start())
+        role, start = found[1], found.end()
+    yield role, _stripped(prompt, start, len(prompt))
+
+
+def _stripped(text: str, start: int, end: int) -> str:
+    """text[start:end].strip(), without first copying what strip() drops at the start."""
+    start = _SPACE.match(text, start, end).end()  # type: ignore[union-attr]
+    return text[start:end].rstrip()

@@ -14,6 +14,9 @@ LEGACY_FIELDS = frozenset(
         "top_k", "top_p", "metadata", "stream",
     }
 )  # fmt: skip
+# Apps send a handful (the SDKs' examples one or two); each whitespace-only one is
+# scanned for in every piece of a stream.
+MAX_STOP_SEQUENCES = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,10 @@ def translate_request(body: Any, models: ModelTable, target: str | None = None) 
         stops = body["stop_sequences"]
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
             raise InvalidRequest("stop_sequences: must be a list of strings")
+        if len(stops) > MAX_STOP_SEQUENCES:
+            raise InvalidRequest(
+                f"stop_sequences: at most {MAX_STOP_SEQUENCES} are accepted, got {len(stops)}"
+            )
         for stop in stops:
             _unicode("stop_sequences", stop)
         forwarded = []

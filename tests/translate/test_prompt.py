@@ -3,7 +3,7 @@ import time
 import pytest
 
 from proxy.errors import InvalidRequest
-from proxy.translate.prompt import MUST_END, MUST_START, parse_prompt
+from proxy.translate.prompt import MAX_MESSAGES, MUST_END, MUST_START, parse_prompt
 
 
 def test_single_turn():
@@ -169,3 +169,24 @@ def test_start_is_checked_before_end():
     """A prompt wrong at both ends reports the start first, as the legacy API did."""
     with pytest.raises(InvalidRequest, match="must start"):
         parse_prompt("no turns at all, no assistant either")
+
+
+def test_turns_past_the_cap_are_refused_naming_it():
+    """Each message costs memory whatever its text: a prompt of a million tiny turns
+    would hold hundreds of MB. Past MAX_MESSAGES (after merging), a 400."""
+    at_cap = "\n\nHuman: a\n\nAssistant: b" * (MAX_MESSAGES // 2) + "\n\nHuman: c\n\nAssistant:"
+    with pytest.raises(InvalidRequest, match=r"^prompt: more than 10000 turns \(after merging"):
+        parse_prompt(at_cap)
+    pairs = "\n\nHuman: a\n\nAssistant: b" * (MAX_MESSAGES // 2 - 1)
+    conv = parse_prompt(pairs + "\n\nHuman: c\n\nAssistant:")
+    assert len(conv.messages) == MAX_MESSAGES - 1
+
+
+def test_text_is_stripped_like_str_strip():
+    """Turn texts are stripped without first copying them: the same as str.strip()."""
+    conv = parse_prompt("  sys \u3000\n\nHuman: \u2003 a b \t\n\nAssistant:  \u00a0c\u00a0")
+    assert conv.system == "sys"
+    assert conv.messages == [
+        {"role": "user", "content": "a b"},
+        {"role": "assistant", "content": "c"},
+    ]

@@ -2,7 +2,7 @@ import pytest
 
 from proxy.errors import InvalidRequest
 from proxy.models import Capabilities, ModelTable
-from proxy.translate.request import translate_request
+from proxy.translate.request import MAX_STOP_SEQUENCES, translate_request
 from tests.factories import legacy_body
 
 MODELS = ModelTable()
@@ -255,3 +255,13 @@ def test_unpaired_surrogates_are_a_400(overrides, field):
     """Half an emoji (legal in JSON, not in UTF-8) is refused naming the field, not a 500."""
     with pytest.raises(InvalidRequest, match=f"^{field}: contains an unpaired surrogate"):
         translate(**overrides)
+
+
+def test_stop_sequences_past_the_cap_are_refused_naming_it():
+    """A documented cap far above any app's: past it a 400 naming it, at it served."""
+    too_many = ["x"] * (MAX_STOP_SEQUENCES + 1)
+    refused = r"^stop_sequences: at most 1000 are accepted, got 1001$"
+    with pytest.raises(InvalidRequest, match=refused):
+        translate(stop_sequences=too_many)
+    served = translate(stop_sequences=["x"] * MAX_STOP_SEQUENCES)
+    assert len(served.body["stop_sequences"]) == MAX_STOP_SEQUENCES
