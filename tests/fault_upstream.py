@@ -177,7 +177,7 @@ class Wire:
 
 
 def response_head(status: int, headers: dict[str, str]) -> bytes:
-    lines = [f"HTTP/1.1 {status} Fault", *(f"{k}: {v}" for k, v in headers.items())]
+    lines = [f"HTTP/1.1 {status:03d} Fault", *(f"{k}: {v}" for k, v in headers.items())]
     return ("\r\n".join([*lines, "connection: close"]) + "\r\n\r\n").encode()
 
 
@@ -271,6 +271,39 @@ async def eof_mid_chunk(ex: Exchange, wire: Wire) -> None:
         await wire.chunk(MESSAGE[: len(MESSAGE) // 2])
 
 
+async def start_chunked(ex: Exchange, wire: Wire) -> None:
+    """A normal beginning in chunked framing: a stream's (then wait for the go), or half
+    a JSON body in one chunk."""
+    if ex.stream:
+        await start(ex, wire)
+    else:
+        await wire.json_head(None)
+        await wire.chunk(MESSAGE[: len(MESSAGE) // 2])
+
+
+@fault
+async def bad_chunk_size(ex: Exchange, wire: Wire) -> None:
+    """A chunk-size line that is not hex, mid-answer; then the connection closes."""
+    await start_chunked(ex, wire)
+    await wire.send(b"zz\r\n")
+
+
+@fault
+async def bad_chunk_size_held(ex: Exchange, wire: Wire) -> None:
+    """The same, and the connection stays open."""
+    await start_chunked(ex, wire)
+    await wire.send(b"zz\r\n")
+    await ex.hold()
+
+
+@fault
+async def chunk_overrun_held(ex: Exchange, wire: Wire) -> None:
+    """A chunk longer than its size line says (no CRLF where it should end); held open."""
+    await start_chunked(ex, wire)
+    await wire.send(b"3\r\nabcXY")
+    await ex.hold()
+
+
 @fault
 async def reset(ex: Exchange, wire: Wire) -> None:
     await start(ex, wire)
@@ -356,6 +389,10 @@ def _status_fault(status: int, body: bytes, headers: dict[str, str]) -> Fault:
 
 for _name, _args in STATUS_FAULTS.items():
     FAULTS[_name] = _status_fault(*_args)
+# Statuses no final answer has: HTTP has none past 599; 101 only answers an upgrade.
+FAULTS["status_600"] = _status_fault(600, envelope("api_error", "six hundred"), {})
+FAULTS["status_000"] = _status_fault(0, envelope("api_error", "zero"), {})
+FAULTS["status_101"] = _status_fault(101, b"", {"upgrade": "websocket"})
 FAULTS["unknown"] = _status_fault(400, envelope("invalid_request_error", "no FAULT marker"), {})
 
 

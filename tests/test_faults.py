@@ -137,6 +137,10 @@ TABLE = [
     Row("eof_mid_chunk", Fail(502, "api_error", LOST, OWN), Cut("api_error", LOST)),
     Row("reset", Fail(502, "api_error", LOST, OWN), Cut("api_error", LOST)),
     Row("error_event", None, Cut("overloaded_error", "Overloaded")),
+    # It breaks its framing mid-answer: at once, not after idle_timeout.
+    Row("bad_chunk_size", Fail(502, "api_error", LOST, OWN), Cut("api_error", LOST)),
+    Row("bad_chunk_size_held", Fail(502, "api_error", LOST, OWN), Cut("api_error", LOST)),
+    Row("chunk_overrun_held", Fail(502, "api_error", LOST, OWN), Cut("api_error", LOST)),
     # It sends what cannot be read, or more than anyone should read.
     Row(
         "malformed",
@@ -154,6 +158,10 @@ TABLE = [
     relay("status_503", 503, "api_error", "Service unavailable"),
     relay("status_504", 504, "timeout_error", "Request timed out"),
     relay("status_529", 529, "overloaded_error", "Overloaded"),
+    # A status no final answer has: 502, naming it.
+    same("status_600", Fail(502, "api_error", "upstream sent unexpected status 600", OWN)),
+    same("status_000", Fail(502, "api_error", "upstream sent unexpected status 0", OWN)),
+    same("status_101", Fail(502, "api_error", "upstream sent unexpected status 101", OWN)),
     # Not an envelope (a load balancer's page): the bridge makes one.
     relay("status_503_html", 503, "api_error", "upstream said: " + HTML_503),
 ]
