@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         help="request bodies of /v1/complete held in memory at once, at most; a call "
         "that would go over is answered 529 overloaded_error with retry-after, before "
         "its body is read; at least max_body_bytes [BRIDGE_MAX_INFLIGHT_BYTES] "
-        "(default: 67108864, 64 MiB)",
+        "(default: 33554432, 32 MiB)",
     )
     serve.add_argument(
         "--header-timeout",

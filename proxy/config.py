@@ -33,7 +33,7 @@ class Settings:
     port: int = 8080
     metrics_port: int = 0  # 0: /metrics on `port`, behind the key check
     max_body_bytes: int = 32 * 1024 * 1024
-    max_inflight_bytes: int = 64 * 1024 * 1024  # request bodies held at once (README, Limits)
+    max_inflight_bytes: int = 32 * 1024 * 1024  # request bodies held at once (README, Limits)
     connect_timeout: float = 10.0
     first_byte_timeout: float = 600.0
     idle_timeout: float = 300.0
