@@ -55,3 +55,51 @@ def test_scanner_every_split_matches_whole_text():
     assert whole == (text.index("\n\n"), "\n\n")
     for cut in range(len(text) + 1):
         assert scan([text[:cut], text[cut:]], stops) == (text[: whole[0]], "\n\n")
+
+
+def _find_stop_by_search(text, stops):
+    """The definition, by brute force: of the matches, the one that ends first, then the
+    longest."""
+    found = [(start + len(stop), start, stop) for stop in stops for start in _starts(text, stop)]
+    return None if not found else (min(found)[1], min(found)[2])
+
+
+def _starts(text, stop):
+    return [i for i in range(len(text) - len(stop) + 1) if text.startswith(stop, i)]
+
+
+@pytest.mark.parametrize(
+    "stops",
+    [
+        ["\n"],
+        ["\n\n", "\n \n", " \n\n"],
+        ["  ", "\t", "\n\n\n", " \n"],
+        ["ab", "b", "bab", "abab"],  # overlapping, with fail links between them
+        ["]", "^", "-", "\\"],  # characters a character class must escape
+    ],
+)
+def test_find_stop_agrees_with_brute_force_at_every_split(stops):
+    """Whole or in two pieces, the scanner reports exactly the brute-force match."""
+    texts = ["", "x", "a \n\tb  c\n\n\nd", "abab bab", " \n\n \n", "x]^-\\y", "b" * 5]
+    for text in texts:
+        expected = _find_stop_by_search(text, stops)
+        assert find_stop(text, stops) == expected
+        for cut in range(len(text) + 1):
+            emitted, matched = scan([text[:cut], text[cut:]], stops)
+            if expected is None:
+                assert (emitted, matched) == (text, None)
+            else:
+                assert (emitted, matched) == (text[: expected[0]], expected[1])
+
+
+def test_no_stops_never_match():
+    assert find_stop("abc \n", []) is None
+
+
+def test_many_stops_cost_one_pass():
+    """A thousand stops (the most a request may send): the scan steps once per character
+    of a whitespace run and skips the rest, so a long text with none of them is cheap."""
+    stops = [" " * n + "\n" for n in range(1000)]
+    scanner = StopScanner(stops)
+    assert scanner.feed("word " * 10_000) == ("word " * 9_999 + "word", None)
+    assert scanner.feed("   \n") == ("", "    \n")  # the held space begins the longest
