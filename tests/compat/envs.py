@@ -25,7 +25,7 @@ class Sdk:
     language: str  # "python" or "node"
     requirements: tuple[str, ...]
     driver: str  # file name under drivers/
-    stream_format: str  # "v1" (whole completion so far per event) or "v2" (deltas)
+    stream_format: str  # "v1" (whole completion so far per event), "v2" (deltas) or "both"
 
     @property
     def home(self) -> Path:
@@ -54,6 +54,18 @@ SDKS = {
         Sdk("ts-0.137.0", "node", ("@anthropic-ai/sdk@0.137.0",), "ts_v2.cjs", "v2"),
     )
 }
+# Apps' stream helpers, each driven by its own tests (not by every SDK test): Vercel's
+# `ai` reads a raw `fetch` response of either format with AnthropicStream.
+VERCEL_AI = Sdk("ai-2.2.37", "node", ("ai@2.2.37",), "vercel_ai.cjs", "both")
+# A framework on the Python SDK 0.7: griptape's AnthropicPromptDriver in an Agent.
+GRIPTAPE = Sdk(
+    "griptape-0.23.2",
+    "python",
+    # 0.23 imports boto3 at start; its anthropic 0.7 predates httpx 0.28
+    ("griptape[drivers-prompt-anthropic]==0.23.2", "boto3<2", "httpx<0.28"),
+    "griptape_agent.py",
+    "v2",
+)
 
 
 def _run(argv: list[str], cwd: Path | None = None) -> None:
@@ -86,5 +98,5 @@ def ensure(sdk: Sdk) -> Sdk:
 
 
 if __name__ == "__main__":
-    for sdk in SDKS.values():
+    for sdk in (*SDKS.values(), VERCEL_AI, GRIPTAPE):
         print(sdk.name, ensure(sdk).home, flush=True)
