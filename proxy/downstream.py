@@ -14,6 +14,12 @@ from proxy.translate.response import dumps, error_envelope
 from proxy.upstream import RawHeaders
 
 JSON = (b"content-type", b"application/json")
+# Statuses whose answers never have a body (RFC 9110 6.4.1): the framing headers an
+# upstream sends with one (a 304's content-length is the representation's) frame nothing
+# on this wire, and a body written after one would be read as the start of the client's
+# next answer. Both are dropped.
+BODILESS = frozenset({204, 304})
+_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 
 
 class ClientGone(Exception):
@@ -127,9 +133,13 @@ class Client:
 
     async def start(self, status: int, headers: RawHeaders) -> None:
         self.status = status
+        if status in BODILESS:
+            headers = [(name, value) for name, value in headers if name.lower() not in _FRAMING]
         await self._send({"type": "http.response.start", "status": status, "headers": headers})
 
     async def write(self, data: bytes, *, more: bool = True) -> None:
+        if self.status in BODILESS:
+            data = b""
         if self.first_byte is None and data:
             self.first_byte = time.perf_counter()
         await self._send({"type": "http.response.body", "body": data, "more_body": more})

@@ -7,6 +7,7 @@ httpx's (see README, Performance). An httpx transport can stand in for the netwo
 
 import asyncio
 import random
+import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 
 import aiohttp
@@ -54,6 +55,11 @@ _NOT_FORWARDED = CLIENT_ADDRESS_HEADERS | {
 # Response headers a translated answer keeps: SDKs read them for ids and retries.
 _RELAYED = frozenset({b"request-id", b"retry-after", b"retry-after-ms", b"x-should-retry"})
 _RELAYED_PREFIX = b"anthropic-ratelimit-"
+
+# What no header may hold on the client's wire (RFC 9110 5.1, 5.5; the server refuses to
+# write it): an upstream answer with one is a bad answer, not a crash mid-response.
+_BAD_NAME = re.compile(rb'[\x00-\x1f\x7f()<>@,;:\[\]={} \t\\"/?]')
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 # Headers stay bytes end to end: nothing a client or upstream sends can fail to re-encode.
 
@@ -253,6 +259,12 @@ class Upstream:
                     await closing(answer)
                     status = answer.status_code
                     raise BadUpstreamResponse(f"upstream sent unexpected status {status}")
+                if any(
+                    _BAD_NAME.search(name) or _BAD_VALUE.search(value)
+                    for name, value in answer.raw_headers
+                ):
+                    await closing(answer)
+                    raise BadUpstreamResponse("upstream sent a header that is not valid HTTP")
                 if not should_retry_status(answer.status_code, answer.headers):
                     return answer
                 delay = self._delay(attempt, content, answer.headers)

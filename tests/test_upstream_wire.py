@@ -381,8 +381,16 @@ UNFINISHED = {
 }
 
 
-@pytest.mark.parametrize("via", PATHS, indirect=True)
-@pytest.mark.parametrize("case", list(UNFINISHED.values()), ids=list(UNFINISHED))
+# A pass-through relays a body to its end: a stream done before it leaves nothing unread.
+LEFT_UNFINISHED = [
+    pytest.param(path, case, id=f"{name}-{path}")
+    for name, case in UNFINISHED.items()
+    for path in PATHS
+    if path == "translate" or case.caller is not stream_whole
+]
+
+
+@pytest.mark.parametrize(("via", "case"), LEFT_UNFINISHED, indirect=["via"])
 async def test_an_unfinished_answer_never_returns_its_connection_to_the_pool(
     upstream, client, via, case
 ):
@@ -390,8 +398,6 @@ async def test_an_unfinished_answer_never_returns_its_connection_to_the_pool(
     done before the body, the body broke): it closes that connection at once, and C goes
     out on another."""
     kind, _, build = via
-    if kind != "translate" and case.caller is stream_whole:
-        pytest.skip("a pass-through relays the body to its end: nothing is left unread")
     b, c = next(tags), next(tags)
     upstream.scripts[b] = case.script
     async with asyncio.timeout(BOUND):
@@ -497,6 +503,65 @@ async def test_a_status_that_is_no_final_answer_is_a_502_naming_it(upstream, cli
     assert response.json() == {
         "type": "error",
         "error": {"type": "api_error", "message": f"upstream sent unexpected status {shown}"},
+    }
+    assert "Traceback" not in process.log_path.read_text()
+
+
+# A status with no body, framed as if it had one (a 304's content-length is legal: the
+# representation's).
+BODILESS = {
+    "304-content-length": head(304, {"content-length": "1234"}, "Not Modified"),
+    "204-content-length": head(204, {"content-length": "10"}, "No Content"),
+    "204-chunked": head(204, {"transfer-encoding": "chunked"}, "No Content"),
+}
+
+
+@pytest.mark.parametrize("via", PATHS, indirect=True)
+@pytest.mark.parametrize("raw", list(BODILESS.values()), ids=list(BODILESS))
+async def test_a_bodiless_status_never_sends_a_body_to_the_client(upstream, via, raw):
+    """A 204 or 304 goes to the client with no body and no framing header: on the same
+    client connection, the next call gets its own answer (a body sent after a 304 would
+    be read as the start of it), and no traceback is logged."""
+    kind, process, build = via
+    first, second = next(tags), next(tags)
+    status = int(raw[9:12])
+
+    async def bodiless(connection: Connection, request: Request) -> None:
+        await connection.send(raw)
+
+    upstream.scripts[first] = bodiless
+    one_connection = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with httpx.AsyncClient(timeout=BOUND, limits=one_connection) as client:
+        response = await client.send(build(first))
+        assert response.status_code == status
+        assert response.content == b""
+        assert "content-length" not in response.headers
+        assert "transfer-encoding" not in response.headers
+        answered(kind, await client.send(build(second)), second)
+    assert "Traceback" not in process.log_path.read_text()
+
+
+@pytest.mark.parametrize("via", PATHS, indirect=True)
+@pytest.mark.parametrize(
+    "header", [b"x-a: a\x01b", b"x-a: a\x7fb", b"content-length : 2", b"x-a: a\x1bb"], ids=repr
+)
+async def test_a_header_no_client_may_get_is_a_502(upstream, client, via, header):
+    """An answer with a header that is not valid HTTP (the upstream client reads it, the
+    server would refuse to write it mid-response) is a 502 api_error on every path."""
+    _, process, build = via
+    tag = next(tags)
+
+    async def bad_header(connection: Connection, request: Request) -> None:
+        await connection.send(b"HTTP/1.1 200 OK\r\n" + header + b"\r\nconnection: close\r\n\r\n{}")
+        connection.writer.close()  # the body ends with the connection (or at its length)
+
+    upstream.scripts[tag] = bad_header
+    async with asyncio.timeout(BOUND):
+        response = await client.send(build(tag))
+    assert response.status_code == 502
+    assert response.json() == {
+        "type": "error",
+        "error": {"type": "api_error", "message": "upstream sent a header that is not valid HTTP"},
     }
     assert "Traceback" not in process.log_path.read_text()
 
