@@ -9,7 +9,8 @@ browsers resolve them before sending), so one that arrives is a probe or a bug.
 
 The path is percent-decoded (up to MAX_DECODINGS times: `%2e`, `%2E`, `%252e`), read as
 UTF-8 and NFKC-normalised (a fullwidth dot is a dot), then cut at `/`, `\\`, `;` (path
-parameters: `..;/`) and NUL, wherever they came from (`%2f`, `%5c`). A piece with a dot
+parameters: `..;/`), `?`, `#` (a server that decodes `/..%3f` before it splits off the
+query sees `/..`) and NUL, wherever they came from (`%2f`, `%5c`). A piece with a dot
 and nothing but dots and spaces is a dot segment. A path that passes goes upstream as the
 client sent it; the query is never looked at.
 """
@@ -21,7 +22,7 @@ from urllib.parse import unquote_to_bytes
 from proxy.errors import InvalidRequest
 
 MAX_DECODINGS = 3  # triple encoding; a path still encoded past it is refused
-_SEPARATORS = re.compile(r"[/\\;\x00]")
+_SEPARATORS = re.compile(r"[/\\;?#\x00]")
 
 
 def upstream_target(raw_path: bytes, query: bytes = b"") -> str:

@@ -47,6 +47,10 @@ VARIANTS: dict[bytes, bytes | None] = {
     b"/v1/..;/..;/secret": None,
     b"/v1/..%3b/x": None,
     b"/v1/..%00/x": None,
+    b"/%2e%2e%3f": None,  # `..?` once decoded: `..` to a server that then splits the query
+    b"/v1/%2e%2e%3Fx=1": None,
+    b"/%2e%2e%23": None,
+    b"/v1/..%2523/x": None,
     # double, triple and quadruple encoding
     b"/v1/%252e%252e/x": None,
     b"/v1/%25252e%25252e/x": None,
@@ -64,6 +68,7 @@ VARIANTS: dict[bytes, bytes | None] = {
     b"/v1/.well-known": b"/v1/.well-known",
     b"/v1/models?next=../../x&p=%2e%2e": b"/v1/models?next=../../x&p=..",
     b"/v1/a%2fb": b"/v1/a%2Fb",
+    b"/v1/a..%3fb": b"/v1/a..%3Fb",
     b"/v1/a\\b": b"/v1/a%5Cb",
     b"/v1/%25": b"/v1/%25",
     b"//evil.test/v1/models": b"//evil.test/v1/models",
