@@ -11,7 +11,7 @@ import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from proxy.bridge import Bridge
@@ -22,11 +22,19 @@ from proxy.passthrough import PassthroughEndpoint
 from proxy.reload import Reloader
 from proxy.runtime import Runtime, UpstreamPool
 from proxy.scrape import MetricsEndpoint, MetricsListener
+from proxy.translate.response import dumps, error_envelope
 
 
 async def healthz(request: Request) -> JSONResponse:
     """Alive and serving; never calls the upstream."""
     return JSONResponse({"status": "ok"})
+
+
+async def unrouted(request: Request, exc: Exception) -> Response:
+    """What no route takes (a target that is not a path: `OPTIONS *`; a path with a line
+    break, where the router's patterns stop): a 404 in the legacy envelope."""
+    body = dumps(error_envelope("not_found_error", "no such path"))
+    return Response(body, 404, media_type="application/json")
 
 
 @dataclass(slots=True)
@@ -85,6 +93,7 @@ def create_app(
         ],
         middleware=[Middleware(MetricsListener, bridge=bridge, metrics_port=settings.metrics_port)],
         lifespan=lifespan,
+        exception_handlers={404: unrouted},
     )
     app.state.readiness = Readiness()
     app.state.bridge = bridge

@@ -135,12 +135,12 @@ class RecordingUpstream:
         writer.close()
 
 
-async def raw_get(url: str, target: bytes) -> tuple[int, bytes]:
-    """GET `target` on a raw socket, exactly as written; the status and body."""
+async def raw_get(url: str, target: bytes, method: bytes = b"GET") -> tuple[int, bytes]:
+    """GET (or `method`) `target` on a raw socket, exactly as written; the status and body."""
     host, port = url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     writer.write(
-        b"GET " + target + b" HTTP/1.1\r\nhost: bridge.test\r\n"
+        method + b" " + target + b" HTTP/1.1\r\nhost: bridge.test\r\n"
         b"x-api-key: " + CLIENT_KEY.encode() + b"\r\nconnection: close\r\n\r\n"
     )
     answer = await asyncio.wait_for(reader.read(), 10)
@@ -182,3 +182,22 @@ async def test_no_path_leaves_the_base_path_on_a_real_bridge(tmp_path: Path) -> 
                 outcomes[path] = target.removeprefix(BASE.encode())
     assert outcomes == VARIANTS
     assert all(target.startswith(BASE.encode() + b"/") for target, _ in upstream.seen)
+
+
+async def test_a_target_no_route_takes_is_refused_in_the_legacy_envelope(tmp_path: Path) -> None:
+    """`OPTIONS *`, `GET *` and a path with a line break in it (the router's patterns
+    stop at one) match no route: a 404 not_found_error in the legacy envelope, not the
+    router's plain text, and nothing sent."""
+    upstream = RecordingUpstream()
+    async with (
+        upstream as upstream_url,
+        bridge_process(upstream_url, tmp_path / "bridge.log") as bridge,
+    ):
+        for method, target in [(b"OPTIONS", b"*"), (b"GET", b"*"), (b"GET", b"/v1/..%0a/x")]:
+            status, body = await raw_get(bridge.url, target, method)
+            assert status == 404, (method, target, body)
+            assert json.loads(body) == {
+                "type": "error",
+                "error": {"type": "not_found_error", "message": "no such path"},
+            }
+    assert upstream.seen == []
