@@ -278,7 +278,11 @@ def serve(
             hint="the bridge holds the upstream key and admits anyone who can reach "
             f"{settings.host}; set client_keys, or listen on 127.0.0.1",
         )
-    DrainingServer(config).run(sockets)  # re-raises the signal that stopped it, once drained
+    try:
+        DrainingServer(config).run(sockets)  # re-raises the signal that stopped it, once drained
+    except KeyboardInterrupt:  # that was SIGINT: end by it, as by SIGTERM, with no traceback
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGINT)
 
 
 def translate(settings: Settings, text: str) -> str:

@@ -1,4 +1,5 @@
 import json
+import signal
 import subprocess
 import sys
 
@@ -222,11 +223,12 @@ def test_fingerprint_of_no_key_is_an_error(stdin):
     assert result.stderr.count("\n") == 1
 
 
-async def test_every_line_a_bridge_writes_is_json(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+async def test_every_line_a_bridge_writes_is_json(tmp_path, stop):
     """Across start, a call, refused requests (the bridge's and uvicorn's own) and a
-    SIGTERM shutdown, every line on stdout and stderr parses as JSON."""
+    shutdown by SIGTERM or SIGINT (Ctrl-C: once drained, no KeyboardInterrupt traceback),
+    every line on stdout and stderr parses as JSON, and the process ends by the signal."""
     import asyncio
-    import signal
 
     import httpx
 
@@ -241,8 +243,8 @@ async def test_every_line_a_bridge_writes_is_json(tmp_path):
         writer.write(b"NOT HTTP\r\n\r\n")  # uvicorn logs this one itself
         refused = await reader.read()
         writer.close()
-        bridge.process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(bridge.process.wait(), 10) == -signal.SIGTERM
+        bridge.process.send_signal(stop)
+        assert await asyncio.wait_for(bridge.process.wait(), 10) == -stop
     assert (ok.status_code, bad.status_code) == (200, 400)
     assert refused.startswith(b"HTTP/1.1 400 ")
     lines = [json.loads(line) for line in bridge.log_path.read_text().splitlines()]
