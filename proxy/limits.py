@@ -177,8 +177,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._head_room, self._fields = MAX_HEAD_BYTES, 0
 
     def send_400_response(self, msg: str) -> None:
-        """uvicorn's answer to a request it cannot parse, in the legacy envelope."""
-        self._reject(Refusal(400, "invalid_request_error", msg))
+        """uvicorn's answer to a request it cannot parse, in the legacy envelope. The
+        parser can fail on a request the app already has, its head being in (a
+        `transfer-encoding` that does not end in chunked, a broken chunk): the 400 is
+        then its answer, and what the app would send is dropped."""
+        refusal = Refusal(400, "invalid_request_error", msg)
+        cycle = self.cycle
+        if self._phase == "body" and not (cycle is None or cycle.response_started or self.pipeline):
+            cycle.disconnected = True
+            cycle.message_event.set()
+            self._write(refusal)
+        self._reject(refusal)
 
     def _arm(self, delay: float) -> None:
         self._timer = self.loop.call_later(delay, self._on_timer)

@@ -196,6 +196,20 @@ async def test_a_head_arriving_a_byte_at_a_time_is_bounded_too(bridge):
             b"POST /v1/complete HTTP/1.1\r\ncontent-length: \xb2\r\n\r\n", id="bad-length"
         ),
         pytest.param(b"NOT HTTP\r\n" + b"a" * 100_000, id="garbage-past-the-bound"),
+        # refused once the head is in (the app already has the request): no answer before
+        *(
+            pytest.param(
+                b"POST " + path + b" HTTP/1.1\r\ntransfer-encoding: " + coding + b"\r\n\r\n",
+                id=f"transfer-encoding-{coding.decode()}-{path.decode()}",
+            )
+            for coding in (b"gzip", b"xchunked")
+            for path in (b"/v1/complete", b"/v1/messages")
+        ),
+        pytest.param(
+            b"POST /v1/complete HTTP/1.1\r\ncontent-length: 5\r\n"
+            b"transfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+            id="length-and-chunked",
+        ),
     ],
 )
 async def test_malformed_request_is_a_legacy_400(bridge, request_head):
