@@ -190,6 +190,10 @@ class CompleteEndpoint:
             ex.facts["upstream_status"] = response.status_code
             ex.facts["request_id"] = response.headers.get("request-id")
             relayed = relayed_headers(response.raw_headers)
+            if 200 <= response.status_code < 400 and response.status_code != 200:
+                # Messages answers 200 or an error: a 204 or a redirect has no completion.
+                status = response.status_code
+                raise BadUpstreamResponse(f"upstream sent unexpected status {status}")
             if response.status_code != 200:
                 ex.facts["error_type"] = error_type_for_status(response.status_code)
                 await _relay_error(ex.client, target.upstream, response, relayed)

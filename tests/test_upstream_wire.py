@@ -519,9 +519,11 @@ BODILESS = {
 @pytest.mark.parametrize("via", PATHS, indirect=True)
 @pytest.mark.parametrize("raw", list(BODILESS.values()), ids=list(BODILESS))
 async def test_a_bodiless_status_never_sends_a_body_to_the_client(upstream, via, raw):
-    """A 204 or 304 goes to the client with no body and no framing header: on the same
-    client connection, the next call gets its own answer (a body sent after a 304 would
-    be read as the start of it), and no traceback is logged."""
+    """Passed through, a 204 or 304 goes to the client with no body and no framing
+    header; translated, it is a 502 (Messages answers 200 or an error: a bodiless answer
+    has no completion). Either way, on the same client connection, the next call gets its
+    own answer (a body sent after a 304 would be read as the start of it), and no
+    traceback is logged."""
     kind, process, build = via
     first, second = next(tags), next(tags)
     status = int(raw[9:12])
@@ -533,10 +535,18 @@ async def test_a_bodiless_status_never_sends_a_body_to_the_client(upstream, via,
     one_connection = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     async with httpx.AsyncClient(timeout=BOUND, limits=one_connection) as client:
         response = await client.send(build(first))
-        assert response.status_code == status
-        assert response.content == b""
-        assert "content-length" not in response.headers
-        assert "transfer-encoding" not in response.headers
+        if kind == "translate":
+            assert response.status_code == 502
+            error = response.json()["error"]
+            assert error == {
+                "type": "api_error",
+                "message": f"upstream sent unexpected status {status}",
+            }
+        else:
+            assert response.status_code == status
+            assert response.content == b""
+            assert "content-length" not in response.headers
+            assert "transfer-encoding" not in response.headers
         answered(kind, await client.send(build(second)), second)
     assert "Traceback" not in process.log_path.read_text()
 
