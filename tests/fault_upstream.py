@@ -396,6 +396,32 @@ FAULTS["status_101"] = _status_fault(101, b"", {"upgrade": "websocket"})
 FAULTS["unknown"] = _status_fault(400, envelope("invalid_request_error", "no FAULT marker"), {})
 
 
+async def read_request(
+    reader: asyncio.StreamReader,
+) -> tuple[str, str, dict[str, str], bytes] | None:
+    """One HTTP/1.1 request off a raw connection, as the bridge sends it: method, target,
+    headers (names lower-cased) and the body, chunked or not; None if the connection
+    closed before a head."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return None
+    request_line, *lines = head.decode("latin-1").rstrip("\r\n").split("\r\n")
+    method, target, _ = request_line.split(" ", 2)
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding") == "chunked":
+        body = b""
+        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            body += (await reader.readexactly(size + 2))[:-2]
+        await reader.readuntil(b"\r\n")  # the blank line after the last chunk
+    else:
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return method, target, headers, body
+
+
 class FaultUpstream:
     """The server: `url` while entered; `exchanges` by tag."""
 
@@ -442,23 +468,10 @@ class FaultUpstream:
             self._tasks.discard(task)
 
     async def _receive(self, reader: asyncio.StreamReader) -> Exchange | None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError:
+        request = await read_request(reader)
+        if request is None:
             return None  # connected and left without a request
-        request_line, *lines = head.decode("latin-1").rstrip("\r\n").split("\r\n")
-        method, path, _ = request_line.split(" ", 2)
-        headers = {}
-        for line in lines:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        if headers.get("transfer-encoding") == "chunked":
-            raw = b""
-            while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-                raw += (await reader.readexactly(size + 2))[:-2]
-            await reader.readuntil(b"\r\n")  # the blank line after the last chunk
-        else:
-            raw = await reader.readexactly(int(headers.get("content-length", "0")))
+        method, path, headers, raw = request
         try:
             body = json.loads(raw)
         except ValueError:

@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 
 from tests.factories import legacy_body
-from tests.fault_upstream import START, chunked, delta, event, message
+from tests.fault_upstream import START, chunked, delta, event, message, read_request
 from tests.servers import bridge_process
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -153,24 +153,10 @@ class KeepAlive:
             self._tasks.discard(task)  # type: ignore[arg-type]
 
     async def _read(self, connection: Connection) -> Request | None:
-        reader = connection.reader
-        try:
-            raw = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError:
+        request = await read_request(connection.reader)
+        if request is None:
             return None  # the bridge closed the connection
-        request_line, *lines = raw.decode("latin-1").rstrip("\r\n").split("\r\n")
-        method, target, _ = request_line.split(" ", 2)
-        headers = {}
-        for line in lines:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        if headers.get("transfer-encoding") == "chunked":
-            body = b""
-            while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-                body += (await reader.readexactly(size + 2))[:-2]
-            await reader.readuntil(b"\r\n")
-        else:
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
+        method, target, headers, body = request
         found = TAG.search(target.encode() + body)
         tag = found[1].decode() if found else ""
         return Request(tag, connection, method, target, headers, body)
