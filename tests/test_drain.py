@@ -50,6 +50,10 @@ async def test_sigterm_lets_open_streams_finish_and_refuses_new_connections(tmp_
                         await asyncio.sleep(0.05)
                     except httpx.ConnectError:
                         break  # the listener is closed
+                    except httpx.RemoteProtocolError:
+                        # Accepted in the instant before the listener closed, then closed
+                        # unanswered by the shutdown: also no longer served.
+                        break
             assert process.returncode is None, "the bridge left before its streams finished"
             started = time.monotonic()
             upstream.gate.set()
