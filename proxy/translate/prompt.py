@@ -44,6 +44,7 @@ def parse_prompt(prompt: str) -> Conversation:
 
     system: str | None = None
     turns, human_text, role = 0, False, ""
+    humans, first_empty_human = 0, 0  # numbered among Human turns, as the 400 names them
     messages: list[Message] = []
     merged: io.StringIO | None = None  # the last message's texts, once it has two or more
     for role, text in _turns(prompt, marker, first + len("Human:") if bare else None):
@@ -53,10 +54,16 @@ def parse_prompt(prompt: str) -> Conversation:
         turns += 1
         if turns == 1 and role != "Human":
             raise InvalidRequest(MUST_START)
+        if role == "Human":
+            humans += 1
         if not text:  # empty turns of either role: frameworks write them (griptape 0.23)
+            first_empty_human = first_empty_human or (humans if role == "Human" else 0)
             continue
         human_text = human_text or role == "Human"
         api_role: Literal["user", "assistant"] = "user" if role == "Human" else "assistant"
+        if not messages and api_role == "assistant":
+            # Assistant text before any Human text: Messages starts with the user.
+            raise InvalidRequest(f"prompt: Human turn {first_empty_human} is empty")
         if messages and messages[-1]["role"] == api_role:
             # Written on: `+=` was quadratic, a list held an object per turn.
             if merged is None:

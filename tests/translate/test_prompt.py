@@ -92,14 +92,20 @@ def test_an_empty_human_turn_mid_prompt_merges_its_assistant_neighbours():
     assert conv.prefill == "b\n\nc"
 
 
-def test_assistant_text_before_any_human_text_is_kept_in_order():
-    """Nothing is invented or lost: an Assistant turn whose Human turn was empty stays
-    first, and the upstream judges it."""
-    conv = parse_prompt("\n\nHuman:\n\nAssistant: Hi!\n\nHuman: x\n\nAssistant:")
-    assert conv.messages == [
-        {"role": "assistant", "content": "Hi!"},
-        {"role": "user", "content": "x"},
-    ]
+@pytest.mark.parametrize(
+    ("prompt", "empty"),
+    [
+        ("\n\nHuman:\n\nAssistant: Hi!\n\nHuman: x\n\nAssistant:", 1),
+        ("\n\nHuman: \n\nAssistant:\n\nHuman:\n\nAssistant: Hi\n\nHuman: x\n\nAssistant:", 1),
+        ("sys\n\nHuman:\n\nHuman:\n\nAssistant: Hi\n\nHuman: x\n\nAssistant:", 1),
+    ],
+)
+def test_assistant_text_before_any_human_text_is_a_400_naming_the_empty_turn(prompt, empty):
+    """Messages starts with the user: Assistant text whose Human turns were all empty
+    cannot be sent, and nothing is invented or dropped to make it fit; the 400 names the
+    first empty Human turn, as the old API's own wording for an empty turn did."""
+    with pytest.raises(InvalidRequest, match=f"^prompt: Human turn {empty} is empty$"):
+        parse_prompt(prompt)
 
 
 def test_assistant_turn_before_an_empty_last_one_is_a_prefill():
