@@ -2,8 +2,8 @@
 
 Parsed into what the Messages API takes: a system prompt, alternating messages and,
 when the prompt goes on after its last `\\n\\nAssistant:`, an assistant prefill.
-Empty turns are dropped, Human as well as Assistant; only a prompt without any Human
-text is refused.
+Empty turns are dropped, Human as well as Assistant; a prompt with no Human text before
+its first Assistant text is refused, naming its first empty Human turn.
 """
 
 import io
@@ -43,7 +43,7 @@ def parse_prompt(prompt: str) -> Conversation:
     marker = _LITERAL if literal else _REAL
 
     system: str | None = None
-    turns, human_text, role = 0, False, ""
+    turns, role = 0, ""
     humans, first_empty_human = 0, 0  # numbered among Human turns, as the 400 names them
     messages: list[Message] = []
     merged: io.StringIO | None = None  # the last message's texts, once it has two or more
@@ -59,7 +59,6 @@ def parse_prompt(prompt: str) -> Conversation:
         if not text:  # empty turns of either role: frameworks write them (griptape 0.23)
             first_empty_human = first_empty_human or (humans if role == "Human" else 0)
             continue
-        human_text = human_text or role == "Human"
         api_role: Literal["user", "assistant"] = "user" if role == "Human" else "assistant"
         if not messages and api_role == "assistant":
             # Assistant text before any Human text: Messages starts with the user.
@@ -83,8 +82,8 @@ def parse_prompt(prompt: str) -> Conversation:
         raise InvalidRequest(MUST_START)
     if role != "Assistant":
         raise InvalidRequest(MUST_END)
-    if not human_text:
-        raise InvalidRequest("prompt: Human turn 1 is empty")  # the first of all-empty ones
+    if not messages:  # every turn empty (the first one is a Human turn)
+        raise InvalidRequest(f"prompt: Human turn {first_empty_human} is empty")
     if merged is not None:
         messages[-1]["content"] = merged.getvalue()
     last = messages[-1]
