@@ -27,6 +27,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.raw_server import RawServer
+
 REQUEST_ID = "req_fault"
 # Sent with every answer: kept ones a legacy client must see, and one it must not.
 ANSWER_HEADERS = {
@@ -422,50 +424,25 @@ async def read_request(
     return method, target, headers, body
 
 
-class FaultUpstream:
+class FaultUpstream(RawServer):
     """The server: `url` while entered; `exchanges` by tag."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.exchanges: dict[str, Exchange] = {}
-        self.url = ""
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
 
-    async def __aenter__(self) -> "FaultUpstream":
-        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.transport.set_write_buffer_limits(0)
-        watcher = None
+        ex = await self._receive(reader)
+        if ex is None:
+            return
+        watcher = asyncio.create_task(self._watch(reader, ex), name="watch the bridge")
         try:
-            ex = await self._receive(reader)
-            if ex is None:
-                return
-            watcher = asyncio.create_task(self._watch(reader, ex), name="watch the bridge")
             await FAULTS.get(ex.fault, FAULTS["unknown"])(ex, Wire(writer))
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the bridge left in the middle of a fault
         finally:
-            if watcher is not None:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
-            writer.close()
-            self._tasks.discard(task)
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
 
     async def _receive(self, reader: asyncio.StreamReader) -> Exchange | None:
         request = await read_request(reader)

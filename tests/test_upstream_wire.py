@@ -22,6 +22,7 @@ import pytest_asyncio
 
 from tests.factories import legacy_body
 from tests.fault_upstream import START, chunked, delta, event, message, read_request
+from tests.raw_server import RawServer
 from tests.servers import bridge_process
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -110,33 +111,16 @@ async def answer(connection: Connection, request: Request) -> None:
     await connection.send(answer_for(request))
 
 
-class KeepAlive:
+class KeepAlive(RawServer):
     """The upstream: `requests` by tag; `scripts` by tag, set by the tests."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: dict[str, Request] = {}
         self.scripts: dict[str, Script] = {}
-        self.url = ""
         self._numbers = itertools.count()
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def __aenter__(self) -> "KeepAlive":
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = Connection(next(self._numbers), reader, writer)
         try:
             while not writer.is_closing():
@@ -145,12 +129,8 @@ class KeepAlive:
                     break
                 self.requests[request.tag] = request
                 await self.scripts.get(request.tag, answer)(connection, request)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass  # the bridge left mid-script, or the server stops
         finally:
             connection.closed.set()
-            writer.close()
-            self._tasks.discard(task)  # type: ignore[arg-type]
 
     async def _read(self, connection: Connection) -> Request | None:
         request = await read_request(connection.reader)
