@@ -11,7 +11,7 @@ from starlette.types import Message, Receive, Send
 from proxy.errors import BridgeError, RequestTooLarge, ShuttingDown
 from proxy.inflight import Hold
 from proxy.translate.response import dumps, error_envelope
-from proxy.upstream import RawHeaders
+from proxy.upstream_headers import RawHeaders
 
 JSON = (b"content-type", b"application/json")
 # Statuses whose answers never have a body (RFC 9110 6.4.1): the framing headers an

@@ -33,11 +33,10 @@ from proxy.translate.body import load_body
 from proxy.translate.request import Translation, translate_request
 from proxy.translate.response import dumps, error_envelope, message_to_completion
 from proxy.translate.stream import CompletionStream, Phase
-from proxy.upstream import (
-    Answer,
+from proxy.upstream import Upstream
+from proxy.upstream_answer import Answer, closing
+from proxy.upstream_headers import (
     RawHeaders,
-    Upstream,
-    closing,
     passthrough_headers,
     relayed_headers,
     translated_headers,

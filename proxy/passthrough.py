@@ -11,7 +11,9 @@ from proxy.bridge import Bridge, admit
 from proxy.downstream import Client, ClientGone, refuse_declared_over
 from proxy.errors import BridgeError
 from proxy.shadow import Capture
-from proxy.upstream import Answer, Upstream, closing, passthrough_headers
+from proxy.upstream import Upstream
+from proxy.upstream_answer import Answer, closing
+from proxy.upstream_headers import passthrough_headers
 from proxy.upstream_path import upstream_target
 
 

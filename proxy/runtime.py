@@ -16,7 +16,8 @@ import httpx
 from proxy.access import CREDENTIALS, Access, read_secret
 from proxy.config import ConfigError, Settings
 from proxy.routes import Arm, Route
-from proxy.upstream import RawHeaders, Upstream
+from proxy.upstream import Upstream
+from proxy.upstream_headers import RawHeaders
 
 # What an Upstream is made of: two arms that agree on these share one client.
 _UPSTREAM_FIELDS = (

@@ -20,7 +20,8 @@ from proxy.runtime import Runtime, Target
 from proxy.translate.request import translate_request
 from proxy.translate.response import dumps, message_to_completion
 from proxy.translate.sse import ServerSentEvent, SSEDecoder
-from proxy.upstream import RawHeaders, closing, passthrough_headers, translated_headers
+from proxy.upstream_answer import closing
+from proxy.upstream_headers import RawHeaders, passthrough_headers, translated_headers
 
 MAX_SHADOWS = 64
 

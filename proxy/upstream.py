@@ -1,14 +1,14 @@
-"""The one upstream HTTP client, the headers that may cross it, and its errors as ours.
+"""The one upstream HTTP client: explicit timeouts, a connection limit, retries.
 
 On the network the client is aiohttp, used directly: per request it costs a fraction of
-httpx's (see README, Performance). An httpx transport can stand in for the network
-(tests use httpx.MockTransport; `demo:` has its own), behind the same `Answer`.
+httpx's (see README, Performance). An httpx transport can stand in for the network,
+behind the same `Answer` (proxy/upstream_answer.py). What headers may cross is
+proxy/upstream_headers.py.
 """
 
 import asyncio
 import random
-import re
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 
 import aiohttp
 import httpx
@@ -18,160 +18,19 @@ from proxy.config import DEMO_UPSTREAM, Settings
 from proxy.errors import BadUpstreamResponse, BridgeError, UpstreamTimeout, UpstreamUnreachable
 from proxy.pool import Pool
 from proxy.retry import RetryBudget, backoff, retry_after, should_retry_status
-
-MESSAGES_VERSION = "2023-06-01"
-
-RawHeaders = list[tuple[bytes, bytes]]
+from proxy.upstream_answer import (
+    UPSTREAM_ERRORS,
+    Answer,
+    closing,
+    from_aiohttp,
+    from_httpx,
+    upstream_error,
+)
+from proxy.upstream_headers import RawHeaders, has_invalid_header
 
 # What an upstream may answer with. aiohttp reads informational 1xx answers past (but a
 # 101), and hands on any three digits; HTTP has no final status outside these.
 FINAL_STATUSES = range(200, 600)
-
-# The most one read of an upstream body hands on: what is translated and written at once.
-READ_SIZE = 64 * 1024
-
-# What a translated request forwards from the legacy client.
-_FORWARDED = frozenset({b"x-api-key", b"authorization", b"anthropic-beta", b"user-agent"})
-# What a client could spoof to the upstream about who is calling and from where: never
-# passed on, in either direction (nor any name starting `x-forwarded`). README, Security.
-CLIENT_ADDRESS_HEADERS = frozenset(
-    {
-        b"forwarded", b"via", b"x-real-ip", b"x-client-ip", b"client-ip", b"true-client-ip",
-        b"cf-connecting-ip", b"cf-connecting-ipv6", b"fastly-client-ip", b"x-originating-ip",
-        b"x-cluster-client-ip", b"x-remote-addr", b"x-remote-ip", b"x-original-forwarded-for",
-        b"x-envoy-external-address", b"x-azure-clientip", b"x-azure-socketip",
-        b"x-appengine-user-ip", b"x-proxyuser-ip", b"wl-proxy-client-ip", b"proxy-client-ip",
-    }
-)  # fmt: skip
-_CLIENT_ADDRESS_PREFIX = b"x-forwarded"
-# Never forwarded on a pass-through: hop-by-hop (RFC 9110 7.6.1), what the transport sets,
-# and `expect`: the bridge answers a client's `100-continue` itself (the server does, as
-# the body is read) and never waits on the upstream for one.
-_NOT_FORWARDED = CLIENT_ADDRESS_HEADERS | {
-    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization",
-    b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade", b"host",
-    b"expect",
-}  # fmt: skip
-# Response headers a translated answer keeps: SDKs read them for ids and retries.
-_RELAYED = frozenset({b"request-id", b"retry-after", b"retry-after-ms", b"x-should-retry"})
-_RELAYED_PREFIX = b"anthropic-ratelimit-"
-
-# What no header may hold on the client's wire (RFC 9110 5.1, 5.5; the server refuses to
-# write it): an upstream answer with one is a bad answer, not a crash mid-response.
-_BAD_NAME = re.compile(rb'[\x00-\x1f\x7f()<>@,;:\[\]={} \t\\"/?]')
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-
-# Headers stay bytes end to end: nothing a client or upstream sends can fail to re-encode.
-
-
-def translated_headers(client: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
-    """Headers for the upstream Messages call, from the legacy client's."""
-    headers = [(name, value) for name, value in client if name.lower() in _FORWARDED]
-    headers.append((b"anthropic-version", MESSAGES_VERSION.encode()))
-    headers.append((b"content-type", b"application/json"))
-    return headers
-
-
-def passthrough_headers(headers: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
-    """All but hop-by-hop headers (also those `connection` names), `expect`, and
-    client-address ones."""
-    headers = list(headers)
-    named = {
-        token.strip().lower()
-        for name, value in headers
-        if name.lower() == b"connection"
-        for token in value.split(b",")
-    }
-    return [
-        (name, value)
-        for name, value in headers
-        if (lower := name.lower()) not in _NOT_FORWARDED
-        and lower not in named
-        and not lower.startswith(_CLIENT_ADDRESS_PREFIX)
-    ]
-
-
-def relayed_headers(headers: Iterable[tuple[bytes, bytes]]) -> RawHeaders:
-    """The upstream response headers a legacy client gets back."""
-    return [
-        (name, value)
-        for name, value in headers
-        if name.lower() in _RELAYED or name.lower().startswith(_RELAYED_PREFIX)
-    ]
-
-
-def upstream_error(exc: Exception) -> BridgeError:
-    """An upstream failure (aiohttp's, or an httpx transport's) as ours."""
-    if isinstance(exc, aiohttp.ConnectionTimeoutError | httpx.ConnectTimeout):
-        return UpstreamUnreachable("upstream unreachable: connection timed out")
-    if isinstance(exc, aiohttp.ServerTimeoutError | httpx.TimeoutException):
-        return UpstreamTimeout("upstream did not answer in time")
-    if isinstance(exc, aiohttp.ClientConnectorError | httpx.ConnectError):
-        return UpstreamUnreachable("upstream unreachable: could not connect")
-    return UpstreamUnreachable("upstream connection lost")
-
-
-UPSTREAM_ERRORS = (aiohttp.ClientError, httpx.HTTPError)
-
-
-class Answer:
-    """The upstream's answer once its status and headers are in; the body follows, read
-    through Upstream.chunks. Whoever sent the request closes it with `closing`."""
-
-    __slots__ = ("body", "close", "headers", "raw_headers", "status_code")
-
-    def __init__(
-        self,
-        status_code: int,
-        headers: Mapping[str, str],
-        raw_headers: RawHeaders,
-        body: AsyncIterator[bytes],
-        close: Callable[[], Awaitable[None]],
-    ) -> None:
-        self.status_code = status_code
-        self.headers = headers  # case-insensitive
-        self.raw_headers = raw_headers
-        self.body = body
-        self.close = close
-
-
-def _from_aiohttp(response: aiohttp.ClientResponse) -> Answer:
-    async def close() -> None:
-        # Both are synchronous: a cancellation cannot leave the connection open.
-        if response.content.is_eof():
-            response.release()  # read whole: the connection goes back to the pool
-        else:
-            response.close()  # cut short: the upstream sees the connection close
-
-    return Answer(
-        response.status,
-        response.headers,
-        list(response.raw_headers),
-        response.content.iter_chunked(READ_SIZE),
-        close,
-    )
-
-
-def _from_httpx(response: httpx.Response, *, raw: bool) -> Answer:
-    async def body() -> AsyncIterator[bytes]:
-        if response.is_stream_consumed:  # in-memory transports hand it over read already
-            if raw:  # `content` is decoded; the stream still holds the bytes as sent
-                async for chunk in response.stream:  # type: ignore[union-attr]
-                    yield chunk
-            else:
-                yield response.content
-            return
-        async for chunk in response.aiter_raw() if raw else response.aiter_bytes():
-            yield chunk
-
-    return Answer(
-        response.status_code, response.headers, response.headers.raw, body(), response.aclose
-    )
-
-
-async def closing(answer: Answer) -> None:
-    """Close an upstream answer, read or not."""
-    await answer.close()
 
 
 class Upstream:
@@ -259,10 +118,7 @@ class Upstream:
                     await closing(answer)
                     status = answer.status_code
                     raise BadUpstreamResponse(f"upstream sent unexpected status {status}")
-                if any(
-                    _BAD_NAME.search(name) or _BAD_VALUE.search(value)
-                    for name, value in answer.raw_headers
-                ):
+                if has_invalid_header(answer.raw_headers):
                     await closing(answer)
                     raise BadUpstreamResponse("upstream sent a header that is not valid HTTP")
                 if not should_retry_status(answer.status_code, answer.headers):
@@ -314,7 +170,7 @@ class Upstream:
                     )
                     response = await self._transport.handle_async_request(request)
                     response.request = request
-                    return _from_httpx(response, raw=raw)
+                    return from_httpx(response, raw=raw)
                 answer = await self._client().request(
                     method,
                     self.url + target,
@@ -325,7 +181,7 @@ class Upstream:
                     allow_redirects=False,
                     compress=False,
                 )
-                return _from_aiohttp(answer)
+                return from_aiohttp(answer)
         except UPSTREAM_ERRORS as exc:  # first: aiohttp's timeouts are TimeoutErrors too
             raise upstream_error(exc) from None
         except TimeoutError:
