@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from proxy.models import Capabilities, ModelTable
-from proxy.routes import Route, RouteError, parse_routes
+from proxy.route_tables import RouteError, parse_routes
+from proxy.routes import Route
 from proxy.toml_lines import KeyPath, key_lines, line_of
 
 DEMO_UPSTREAM = "demo:"

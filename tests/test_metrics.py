@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 from proxy.app import create_app
 from proxy.config import Settings, check_value
 from proxy.metrics import MAX_ROUTES, Metrics
-from proxy.routes import parse_routes
+from proxy.route_tables import parse_routes
 from tests.factories import legacy_body, message
 from tests.fake_upstream import create_fake_upstream
 from tests.servers import bridge_process, serving

@@ -14,7 +14,8 @@ from structlog.testing import capture_logs
 
 from proxy.app import create_app
 from proxy.config import Settings, check_value
-from proxy.routes import fingerprint, parse_routes
+from proxy.route_tables import parse_routes
+from proxy.routes import fingerprint
 from tests.factories import legacy_body, message
 
 KEY = "sk-ant-migration-0123456789"

@@ -12,15 +12,8 @@ import zlib
 import pytest
 
 from proxy.config import check_value
-from proxy.routes import (
-    DEFAULT_ROUTE,
-    Call,
-    RouteError,
-    bucket,
-    choose,
-    fingerprint,
-    parse_routes,
-)
+from proxy.route_tables import RouteError, parse_routes
+from proxy.routes import DEFAULT_ROUTE, Call, bucket, choose, fingerprint
 from proxy.shadow import Capture, compare, legacy_answer
 
 CANARY = {
