@@ -11,15 +11,8 @@ from pathlib import Path
 from types import FrameType
 
 from proxy import __version__
-from proxy.config import (
-    ConfigError,
-    Settings,
-    apply,
-    check_ports,
-    from_environ,
-    from_file,
-    locate,
-)
+from proxy.config import ConfigError, Settings, apply, check_ports, from_environ
+from proxy.config_file import from_file, locate
 from proxy.errors import InvalidRequest
 from proxy.routes import fingerprint
 from proxy.translate.request import translate_request
@@ -223,9 +216,10 @@ def serve(
     import uvicorn
 
     from proxy.app import create_app
-    from proxy.limits import BoundedHttpToolsProtocol, serving_limits
+    from proxy.limits import BoundedHttpToolsProtocol
     from proxy.listen import ListenError, bind
     from proxy.log import configure_logging
+    from proxy.serving_limits import serving_limits
 
     # A bad secret reference stops us here.
     app = create_app(settings, environ=environ, reload=reload, config_path=config_path)

@@ -13,7 +13,8 @@ from pathlib import Path
 import structlog
 
 from proxy.bridge import Bridge
-from proxy.config import ConfigError, Settings, locate
+from proxy.config import ConfigError, Settings
+from proxy.config_file import locate
 from proxy.runtime import Runtime
 
 POLL_SECONDS = 1.0

@@ -1,6 +1,7 @@
 import pytest
 
-from proxy.config import ConfigError, Settings, apply, env_name, from_environ, from_file
+from proxy.config import ConfigError, Settings, apply, env_name, from_environ
+from proxy.config_file import from_file
 
 
 def test_defaults():

@@ -17,7 +17,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from proxy.config import KEYS, Settings, env_name, from_environ, from_file
+from proxy.config import KEYS, Settings, env_name, from_environ
+from proxy.config_file import from_file
 from proxy.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parent.parent
