@@ -3,13 +3,12 @@
 `Metrics.observe(event, facts)` takes what the bridge logs for a request (or a shadow
 comparison, or a config reload) and updates counters and histograms in its own
 registry; `GET /metrics` renders them. Every label value comes from a closed set
-(unknown values become "other"; route names, which come from config, are capped), so
-no client can grow the series count. A bad fact is skipped, never raised: a metrics
-bug must not fail a request.
+(proxy/metric_labels.py; unknown values become "other"; route names, which come from
+config, are capped), so no client can grow the series count. A bad fact is skipped,
+never raised: a metrics bug must not fail a request.
 """
 
-import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import structlog
@@ -23,93 +22,33 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 
-from proxy.errors import ERROR_TYPES as ERROR_STATUSES
 from proxy.errors import error_type_for_status
-from proxy.routes import DEFAULT_ROUTE, FORCED, UNROUTED, Route
+from proxy.metric_labels import (
+    ADAPTATIONS,
+    ARMS,
+    ERROR_TYPES,
+    FORMATS,
+    METHODS,
+    MODES,
+    OTHER,
+    SHADOW_RESULTS,
+    STATUS_CLASSES,
+    STATUSES,
+    adaptation_kinds,
+    answering_arms,
+    one_of,
+    status_class_label,
+    status_label,
+    to_seconds,
+    token_count,
+)
+from proxy.routes import Route
 
 PREFIX = "complete_bridge_"
 MAX_ROUTES = 100
-OTHER = "other"
-ARMS = frozenset({"primary", "secondary"})
-MODES = frozenset({"translate", "passthrough"})
-FORMATS = frozenset({"v1", "v2"})
-ERROR_TYPES = frozenset(
-    {
-        "invalid_request_error",
-        "authentication_error",
-        "permission_error",
-        "not_found_error",
-        "request_too_large",
-        "rate_limit_error",
-        "api_error",
-        "timeout_error",
-        "overloaded_error",
-    }
-)
-ADAPTATIONS = frozenset(
-    {
-        "capped_max_tokens",
-        "local_stop",
-        "dropped_empty_stop",
-        "dropped_temperature",
-        "dropped_top_k",
-        "dropped_top_p",
-        "dropped_field",
-    }
-)
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-SHADOW_RESULTS = ("exact", "normalised", "differs", "failed", "skipped")
-# The statuses created at 0: success, the error table's, the bridge's 502 and 503 (also
-# an overloaded upstream's), no answer. Others an upstream relays appear at their first
-# event.
-STATUSES = ("200", *sorted({str(s) for s in ERROR_STATUSES} | {"502", "503"}), "none")
-STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "none")
 # From a fast local answer to a long generation; the upstream's first byte may take minutes.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
 Series = TypeVar("Series", Counter, Histogram)
-
-
-def _one_of(value: Any, allowed: frozenset[str], default: str) -> str:
-    if value is None:
-        return default
-    return value if isinstance(value, str) and value in allowed else OTHER
-
-
-def _status(value: Any) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
-        return str(value)
-    return OTHER
-
-
-def _status_class(value: Any) -> str:
-    code = _status(value)
-    return f"{code[0]}xx" if code.isdigit() else code
-
-
-def _count(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    return None
-
-
-def _seconds(milliseconds: Any) -> float | None:
-    if isinstance(milliseconds, bool) or not isinstance(milliseconds, int | float):
-        return None
-    if not math.isfinite(milliseconds) or milliseconds < 0:
-        return None
-    return milliseconds / 1000
-
-
-def _kinds(adaptations: Any) -> Iterable[str]:
-    """Adaptation kinds: the part before ":" (after it may be a client's field name)."""
-    if not isinstance(adaptations, list | tuple):
-        return ()
-    return (
-        _one_of(item.split(":", 1)[0] if isinstance(item, str) else None, ADAPTATIONS, OTHER)
-        for item in adaptations
-    )
 
 
 class Metrics:
@@ -246,34 +185,34 @@ class Metrics:
 
     def _complete(self, facts: Mapping[str, Any]) -> None:
         route = self._route(facts.get("route"))
-        arm = _one_of(facts.get("arm"), ARMS, "primary")
-        mode = _one_of(facts.get("mode"), MODES, "translate")
+        arm = one_of(facts.get("arm"), ARMS, "primary")
+        mode = one_of(facts.get("mode"), MODES, "translate")
         stream = "true" if facts.get("stream") is True else "false"
-        status = _status(facts.get("status"))
-        fmt = _one_of(facts.get("format"), FORMATS, OTHER)
+        status = status_label(facts.get("status"))
+        fmt = one_of(facts.get("format"), FORMATS, OTHER)
         self._at(self.requests, route, arm, mode, fmt, stream, status).inc()
         error_type = facts.get("error_type")
         if error_type is None and status.isdigit() and int(status) >= 400:
             error_type = error_type_for_status(int(status))  # a relayed upstream error
         if error_type is not None:
-            kind = _one_of(error_type, ERROR_TYPES, OTHER)
+            kind = one_of(error_type, ERROR_TYPES, OTHER)
             self._at(self.errors, route, arm, mode, kind).inc()
         for histogram, key in ((self.duration, "duration_ms"), (self.ttfb, "ttfb_ms")):
-            seconds = _seconds(facts.get(key))
+            seconds = to_seconds(facts.get(key))
             if seconds is not None:
                 self._at(histogram, route, arm, mode, stream).observe(seconds)
         for direction in ("input", "output"):
-            tokens = _count(facts.get(f"{direction}_tokens"))
+            tokens = token_count(facts.get(f"{direction}_tokens"))
             if tokens:
                 self._at(self.tokens, route, arm, direction).inc(tokens)
-        for kind in _kinds(facts.get("adaptations")):
+        for kind in adaptation_kinds(facts.get("adaptations")):
             self._at(self.adaptations, route, arm, kind).inc()
         if facts.get("client_disconnected") is True:
             self._at(self.disconnects, route, arm, mode).inc()
 
     def _passthrough(self, facts: Mapping[str, Any]) -> None:
-        method = _one_of(facts.get("method"), METHODS, OTHER)
-        status_class = _status_class(facts.get("status"))
+        method = one_of(facts.get("method"), METHODS, OTHER)
+        status_class = status_class_label(facts.get("status"))
         self._at(self.passthrough, method, status_class).inc()
 
     def _shadow(self, facts: Mapping[str, Any]) -> None:
@@ -294,17 +233,3 @@ class Metrics:
         if result not in ("failed", "skipped"):
             agree = "true" if facts.get("stop_match") is True else "false"
             self._at(self.shadow_stops, route, agree).inc()
-
-
-def answering_arms(routes: Iterable[Route], force_mode: str) -> Iterator[tuple[str, str, str]]:
-    """Every (route, arm, mode) a `complete` line can name with this config: each route's
-    primary arm, a canary's secondary (a shadow's secondary is counted as comparisons),
-    the kill switch's, calls no route matches and calls refused before routing."""
-    yield UNROUTED, "primary", "translate"
-    yield DEFAULT_ROUTE.name, "primary", DEFAULT_ROUTE.primary.mode
-    if force_mode:
-        yield FORCED, "primary", force_mode
-    for route in routes:
-        yield route.name, "primary", route.primary.mode
-        if route.mode == "canary" and route.secondary is not None:
-            yield route.name, "secondary", route.secondary.mode
