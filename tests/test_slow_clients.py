@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ import pytest_asyncio
 from tests.factories import legacy_body
 from tests.fake_upstream import create_fake_upstream
 from tests.raw_client import BOUND, Connection, head
+from tests.raw_server import RawServer
 from tests.servers import GatedUpstream, bridge_process, free_port, serving
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -186,24 +186,18 @@ async def test_a_chunked_body_that_stalls_is_a_408(bridge):
     assert error["type"] == "timeout_error"
 
 
-class SlowReadingUpstream:
+class SlowReadingUpstream(RawServer):
     """A raw Messages upstream that takes a request's head, then reads nothing of its
     body for `stall` seconds (its receive buffer kept small), then reads it all and
     answers 200 with the number of body bytes it got."""
 
+    receive_buffer = 16 * 1024
+
     def __init__(self, stall: float) -> None:
+        super().__init__()
         self.stall = stall
 
-    @contextlib.asynccontextmanager
-    async def serving(self) -> AsyncIterator[str]:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
-        sock.bind(("127.0.0.1", 0))
-        server = await asyncio.start_server(self._serve, sock=sock)
-        async with server:
-            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request_head = (await reader.readuntil(b"\r\n\r\n")).lower()
         await asyncio.sleep(self.stall)
         if b"transfer-encoding: chunked" in request_head:
@@ -217,7 +211,6 @@ class SlowReadingUpstream:
             b"content-length: %d\r\n\r\n%s" % (len(answer), answer)
         )
         await writer.drain()
-        writer.close()
 
 
 async def test_time_the_bridge_holds_off_reading_a_body_is_not_the_clients(tmp_path):
@@ -227,8 +220,8 @@ async def test_time_the_bridge_holds_off_reading_a_body_is_not_the_clients(tmp_p
     body = b"x" * (8 * 1024 * 1024)
     upstream = SlowReadingUpstream(stall=3 * BODY_TIMEOUT)
     async with (
-        upstream.serving() as upstream_url,
-        bridge_process(upstream_url, tmp_path / "bridge.log", SHORT) as bridge,
+        upstream,
+        bridge_process(upstream.url, tmp_path / "bridge.log", SHORT) as bridge,
         Connection.to(bridge.url) as connection,
     ):
         request_head = head("/v1/messages", "POST", [(b"content-length", str(len(body)).encode())])

@@ -12,6 +12,8 @@ import pytest
 
 from proxy.errors import InvalidRequest
 from proxy.upstream_path import MAX_DECODINGS, upstream_target
+from tests.raw_client import Connection, head
+from tests.raw_server import RawServer
 from tests.servers import bridge_process
 
 BASE = "/anthropic"
@@ -103,25 +105,15 @@ def test_encoding_past_the_limit_is_refused_and_up_to_it_decoded() -> None:
         upstream_target(b"/v1/" + escaped.replace(b"%", b"%25") + b"/x")
 
 
-class RecordingUpstream:
+class RecordingUpstream(RawServer):
     """A raw-socket upstream: records each request line's target and x-api-key, answers
     200 `{}` and closes."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.seen: list[tuple[bytes, bytes | None]] = []
-        self.server: asyncio.Server | None = None
 
-    async def __aenter__(self) -> str:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port = self.server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}{BASE}"
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
-        await self.server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         line, *fields = head.split(b"\r\n")
         headers = dict(f.split(b":", 1) for f in fields if b":" in f)
@@ -132,21 +124,15 @@ class RecordingUpstream:
             b"content-length: 2\r\nconnection: close\r\n\r\n{}"
         )
         await writer.drain()
-        writer.close()
 
 
 async def raw_get(url: str, target: bytes, method: bytes = b"GET") -> tuple[int, bytes]:
     """GET (or `method`) `target` on a raw socket, exactly as written; the status and body."""
-    host, port = url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(
-        method + b" " + target + b" HTTP/1.1\r\nhost: bridge.test\r\n"
-        b"x-api-key: " + CLIENT_KEY.encode() + b"\r\nconnection: close\r\n\r\n"
-    )
-    answer = await asyncio.wait_for(reader.read(), 10)
-    writer.close()
-    head, _, body = answer.partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), body
+    key = [(b"x-api-key", CLIENT_KEY.encode()), (b"connection", b"close")]
+    async with Connection.to(url) as connection:
+        await connection.send(head(target.decode(), method.decode(), key))
+        reply = await connection.reply()
+    return reply.status, reply.body
 
 
 async def test_no_path_leaves_the_base_path_on_a_real_bridge(tmp_path: Path) -> None:
@@ -161,8 +147,8 @@ async def test_no_path_leaves_the_base_path_on_a_real_bridge(tmp_path: Path) -> 
     }
     outcomes: dict[bytes, bytes | None] = {}
     async with (
-        upstream as upstream_url,
-        bridge_process(upstream_url, tmp_path / "bridge.log", env=env) as bridge,
+        upstream,
+        bridge_process(upstream.url + BASE, tmp_path / "bridge.log", env=env) as bridge,
     ):
         for path in VARIANTS:
             before = len(upstream.seen)
@@ -190,8 +176,8 @@ async def test_a_target_no_route_takes_is_refused_in_the_legacy_envelope(tmp_pat
     router's plain text, and nothing sent."""
     upstream = RecordingUpstream()
     async with (
-        upstream as upstream_url,
-        bridge_process(upstream_url, tmp_path / "bridge.log") as bridge,
+        upstream,
+        bridge_process(upstream.url + BASE, tmp_path / "bridge.log") as bridge,
     ):
         for method, target in [(b"OPTIONS", b"*"), (b"GET", b"*"), (b"GET", b"/v1/..%0a/x")]:
             status, body = await raw_get(bridge.url, target, method)

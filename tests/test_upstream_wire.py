@@ -22,6 +22,8 @@ import pytest_asyncio
 
 from tests.factories import legacy_body
 from tests.fault_upstream import START, chunked, delta, event, message, read_request
+from tests.raw_client import Connection as RawConnection
+from tests.raw_client import head as raw_head
 from tests.raw_server import RawServer
 from tests.servers import bridge_process
 
@@ -561,22 +563,19 @@ async def test_informational_answers_are_read_past(upstream, client, via, inform
 async def expecting_continue(url: str, path: str, body: bytes) -> tuple[bytes, bytes]:
     """A raw client that sends `Expect: 100-continue` and its body only once it has the
     `100 Continue`, as curl does; returns (the interim answer, the final one)."""
-    host, port = url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    try:
-        request_head = (
-            f"POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
-            f"x-api-key: sk-wire\r\nanthropic-version: 2023-06-01\r\n"
-            f"content-length: {len(body)}\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n"
-        )
-        writer.write(request_head.encode())
-        await writer.drain()
-        interim = await reader.readuntil(b"\r\n\r\n")
-        writer.write(body)
-        await writer.drain()
-        return interim, await reader.read()  # the bridge closes after its answer
-    finally:
-        writer.close()
+    fields = [
+        (b"content-type", b"application/json"),
+        (b"x-api-key", b"sk-wire"),
+        (b"anthropic-version", b"2023-06-01"),
+        (b"content-length", str(len(body)).encode()),
+        (b"expect", b"100-continue"),
+        (b"connection", b"close"),
+    ]
+    async with RawConnection.to(url) as connection:
+        await connection.send(raw_head(path, "POST", fields))
+        interim = await connection.reader.readuntil(b"\r\n\r\n")
+        await connection.send(body)
+        return interim, await connection.reader.read()  # the bridge closes after its answer
 
 
 @pytest.mark.parametrize("via", PATHS, indirect=True)
@@ -624,6 +623,9 @@ CLIENT_ADDRESS_FAMILY = [
     "x-forwarded", "X-Real-IP", "X-Client-IP", "Client-IP", "True-Client-IP",
     "CF-Connecting-IP", "Fastly-Client-IP", "X-Originating-IP", "X-Cluster-Client-IP",
     "X-Remote-Addr", "X-Remote-IP", "X-Original-Forwarded-For", "X-Envoy-External-Address",
+    "CF-Connecting-IPv6", "X-Azure-ClientIP", "X-Azure-SocketIP", "X-AppEngine-User-IP",
+    "X-ProxyUser-IP", "WL-Proxy-Client-IP", "Proxy-Client-IP",
+    "X-Forwarded-Port", "X-Forwarded-Server", "X-Forwarded-Ssl", "X-Forwarded-Prefix",
 ]  # fmt: skip
 
 
