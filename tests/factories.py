@@ -25,3 +25,13 @@ def message(text: str = "Light scatters blue.", **overrides: Any) -> dict[str, A
     }
     body.update(overrides)
     return body
+
+
+# A [[routes]] table: 30 % of callers (by key) to the new API, the rest passed through.
+CANARY_ROUTE: dict[str, Any] = {
+    "name": "canary",
+    "mode": "canary",
+    "percent": 30,
+    "primary": {"mode": "passthrough", "upstream_url": "http://legacy"},
+    "secondary": {"mode": "translate", "upstream_url": "http://new"},
+}

@@ -13,7 +13,7 @@ from proxy.app import create_app
 from proxy.config import Settings, check_value
 from proxy.metrics import MAX_ROUTES, Metrics
 from proxy.route_tables import parse_routes
-from tests.factories import legacy_body, message
+from tests.factories import CANARY_ROUTE, legacy_body, message
 from tests.fake_upstream import create_fake_upstream
 from tests.servers import bridge_process, serving
 
@@ -264,14 +264,7 @@ def test_a_fresh_metrics_has_every_known_series_at_zero() -> None:
     assert not any(dict(labels).get("route") == "forced" for _, labels in s)
 
 
-CANARY = {
-    "name": "canary",
-    "mode": "canary",
-    "percent": 30,
-    "primary": {"mode": "passthrough", "upstream_url": "http://legacy"},
-    "secondary": {"mode": "translate", "upstream_url": "http://new"},
-}
-SHADOW = {**CANARY, "name": "shadow", "mode": "shadow"}
+SHADOW = {**CANARY_ROUTE, "name": "shadow", "mode": "shadow"}
 
 
 def series(samples: Samples, name: str, label: str) -> set[tuple[str, ...]]:
@@ -289,7 +282,7 @@ def test_expect_zeroes_the_series_of_the_routes_a_config_names() -> None:
     switch its "forced" route. Expecting twice changes nothing."""
     metrics = Metrics()
     for _ in range(2):
-        metrics.expect(parse_routes([CANARY, SHADOW], check_value), "passthrough")
+        metrics.expect(parse_routes([CANARY_ROUTE, SHADOW], check_value), "passthrough")
     s = rendered(metrics)
     assert all(v == 0 for (name, _), v in s.items() if not name.endswith("_created"))
     modes = series(s, "complete_bridge_client_disconnects_total", "mode")
@@ -466,7 +459,8 @@ async def test_a_fresh_bridge_serves_zero_series_for_its_routes_and_adds_them_on
     reload results at 0; a reload that names a new route adds its series (at 0) and
     counts itself."""
     first = replace(
-        Settings(upstream_url="http://upstream.test"), routes=parse_routes([CANARY], check_value)
+        Settings(upstream_url="http://upstream.test"),
+        routes=parse_routes([CANARY_ROUTE], check_value),
     )
     second = replace(first, routes=parse_routes([SHADOW], check_value))
     app = create_app(first, transport=httpx.MockTransport(scripted), reload=lambda: second)

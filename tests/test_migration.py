@@ -16,7 +16,7 @@ from proxy.app import create_app
 from proxy.config import Settings, check_value
 from proxy.route_tables import parse_routes
 from proxy.routes import fingerprint
-from tests.factories import legacy_body, message
+from tests.factories import CANARY_ROUTE, legacy_body, message
 
 KEY = "sk-ant-migration-0123456789"
 V2 = {"anthropic-version": "2023-06-01", "x-api-key": KEY}
@@ -177,17 +177,8 @@ async def test_route_body_limit(bridge):
     assert fine.status_code == 200
 
 
-CANARY = {
-    "name": "canary",
-    "mode": "canary",
-    "percent": 30,
-    "primary": {"mode": "passthrough", "upstream_url": "http://legacy"},
-    "secondary": {"mode": "translate", "upstream_url": "http://new"},
-}
-
-
 async def test_canary_sends_the_callers_share_to_the_secondary(bridge):
-    client, upstream, _ = await bridge(settings_with(CANARY))
+    client, upstream, _ = await bridge(settings_with(CANARY_ROUTE))
     keys = [f"sk-ant-caller-{n}" for n in range(60)]
     arms = {}
     with capture_logs() as logs:
@@ -209,7 +200,7 @@ async def test_canary_sends_the_callers_share_to_the_secondary(bridge):
     assert len(upstream.calls(host="legacy")) == 2 * (len(keys) - len(secondary))
 
 
-SHADOW = {**CANARY, "name": "shadow", "mode": "shadow", "percent": 100}
+SHADOW = {**CANARY_ROUTE, "name": "shadow", "mode": "shadow", "percent": 100}
 
 
 async def shadows_done(app):
@@ -274,7 +265,7 @@ async def test_no_shadow_when_the_primary_failed(bridge):
 
 
 async def test_the_kill_switch_sends_everything_one_way(bridge):
-    settings = replace(settings_with(CANARY, SHADOW), force_mode="passthrough")
+    settings = replace(settings_with(CANARY_ROUTE, SHADOW), force_mode="passthrough")
     client, upstream, _ = await bridge(settings)
     with capture_logs() as logs:
         for n in range(10):
@@ -287,7 +278,7 @@ async def test_the_kill_switch_sends_everything_one_way(bridge):
 
 
 async def test_metrics_are_labelled_by_route_and_arm(bridge):
-    client, _, _ = await bridge(settings_with(CANARY))
+    client, _, _ = await bridge(settings_with(CANARY_ROUTE))
     for n in range(20):
         await client.post("/v1/complete", json=legacy_body(), headers={**V2, "x-api-key": f"k{n}"})
     text = (await client.get("/metrics")).text
@@ -319,7 +310,7 @@ async def test_shadow_reads_a_compressed_primary(bridge):
 
 
 async def test_a_call_refused_before_routing_is_logged_unrouted(bridge):
-    client, _, _ = await bridge(settings_with(CANARY))
+    client, _, _ = await bridge(settings_with(CANARY_ROUTE))
     with capture_logs() as logs:
         response = await client.post("/v1/complete", content=b"{not json", headers=V2)
     assert response.status_code == 400
