@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from proxy.translate.response import with_leading_space
 from proxy.translate.sse import SSEDecoder
 from proxy.translate.stream import CompletionStream, Phase
+from tests.servers import delta, event
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 # name -> how the stream is set up; upstream from tests/golden/NAME.upstream.sse
@@ -240,17 +241,9 @@ def test_keep_text_for_logging(shared):
     assert stream.text == " Light scatters blue."
 
 
-def event(kind, **data):
-    return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
-
-
 START = event("message_start", message={"id": "msg_1", "usage": {"input_tokens": 1}})
 TEXT = event("content_block_start", index=0, content_block={"type": "text", "text": ""})
 ERROR = event("error", error={"type": "overloaded_error", "message": "Overloaded"})
-
-
-def delta(text):
-    return event("content_block_delta", index=0, delta={"type": "text_delta", "text": text})
 
 
 @pytest.mark.parametrize(
