@@ -40,6 +40,12 @@ def test_help_answers_questions():
         assert text in out
 
 
+def test_help_names_the_metrics_port():
+    shown = run("serve", "--help").stdout
+    assert "--metrics-port PORT" in shown
+    assert "[BRIDGE_METRICS_PORT]" in " ".join(shown.split())
+
+
 def test_translate_prints_the_messages_request():
     """`translate` shows the Messages body and what was adapted."""
     body = legacy_body(stop_sequences=["\n", "END"], tags={"x": 1})

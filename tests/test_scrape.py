@@ -4,8 +4,6 @@ processes on loopback."""
 
 import asyncio
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -150,11 +148,3 @@ def test_the_environment_variable_and_the_file_set_it_too(tmp_path: Path, capsys
     config.write_text('client_keys = "env:KEYS"\n')
     assert main(["check-config", str(config)], {"KEYS": KEY}) == 0
     assert "metrics: GET /metrics on port 8080, with a client key" in capsys.readouterr().out
-
-
-def test_help_names_the_setting() -> None:
-    shown = subprocess.run(
-        [sys.executable, "-m", "proxy", "serve", "--help"], capture_output=True, text=True
-    ).stdout
-    assert "--metrics-port PORT" in shown
-    assert "[BRIDGE_METRICS_PORT]" in " ".join(shown.split())
