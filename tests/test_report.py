@@ -17,7 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy.report import build_report, parse_timestamp, render_html, render_json, render_text
-from proxy.report.tally import EXACT_SAMPLES, FIELDS, Quantiles, adaptation_kind
+from proxy.report.lines import FIELDS
+from proxy.report.quantiles import EXACT_SAMPLES, Quantiles
+from proxy.report.tally import adaptation_kind
 from tests.factories import PROMPT, legacy_body
 from tests.fake_upstream import create_fake_upstream
 from tests.servers import bridge_process, serving

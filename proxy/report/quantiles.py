@@ -1,0 +1,49 @@
+"""Duration and TTFB quantiles in bounded memory: exact (nearest rank) up to
+`EXACT_SAMPLES` values, then from a fixed log-bucket histogram, within about 4.5 %."""
+
+import math
+from collections import Counter
+
+EXACT_SAMPLES = 10_000  # per route and arm, before quantiles switch to the histogram
+BUCKETS_PER_DOUBLING = 16  # histogram resolution: 2 ** (1/16) ~ 4.4 % per bucket
+BUCKET_FLOOR_MS = 0.1
+
+
+class Quantiles:
+    """Exact nearest-rank quantiles up to `EXACT_SAMPLES` values, then a histogram."""
+
+    def __init__(self) -> None:
+        self.exact: list[float] | None = []
+        self.buckets: Counter[int] = Counter()
+        self.count = 0
+        self.low = math.inf
+        self.high = -math.inf
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        self.low, self.high = min(self.low, value), max(self.high, value)
+        self.buckets[self._bucket(value)] += 1
+        if self.exact is not None:
+            self.exact.append(value)
+            if len(self.exact) > EXACT_SAMPLES:
+                self.exact = None
+
+    @staticmethod
+    def _bucket(value: float) -> int:
+        if value <= BUCKET_FLOOR_MS:
+            return 0
+        return math.ceil(math.log2(value / BUCKET_FLOOR_MS) * BUCKETS_PER_DOUBLING)
+
+    def quantile(self, q: float) -> float | None:
+        if not self.count:
+            return None
+        rank = max(1, math.ceil(q * self.count))
+        if self.exact is not None:
+            return sorted(self.exact)[rank - 1]
+        seen = 0
+        for bucket in sorted(self.buckets):
+            seen += self.buckets[bucket]
+            if seen >= rank:
+                upper = BUCKET_FLOOR_MS * 2 ** (bucket / BUCKETS_PER_DOUBLING)
+                return round(min(max(upper, self.low), self.high), 2)
+        return self.high  # pragma: no cover (the buckets hold every value)
