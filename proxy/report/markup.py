@@ -1,0 +1,36 @@
+"""HTML building blocks of the report page: escaping (every value from the log is
+untrusted), number formats, tables and the "... and N more" note."""
+
+from collections.abc import Sequence
+from html import escape
+
+
+def esc(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def table(table_id: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A table; cells that are numbers (or percentages) are right-aligned."""
+
+    def cell(tag: str, value: object) -> str:
+        numeric = (
+            isinstance(value, int | float)
+            or str(value).rstrip("%").replace(",", "").replace(".", "").replace("/", "").isdigit()
+        )
+        return f"<{tag}{' class=n' if numeric else ''}>{esc(value)}</{tag}>"
+
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(cell("td", v) for v in row) + "</tr>" for row in rows)
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def more(count: int, what: str) -> str:
+    return f'<p class="more">... and {count:,} more {esc(what)}</p>' if count else ""
