@@ -1,24 +1,21 @@
-"""The command line: parse options, call plain functions. Mistakes exit 2 with one line."""
+"""The command line: parse options, call plain functions (proxy/commands.py,
+proxy/serve.py). Mistakes exit 2 with one line."""
 
 import argparse
-import json
 import os
-import signal
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import FrameType
 
 from proxy import __version__
+from proxy.commands import UsageError, check_config, report, translate
 from proxy.config import ConfigError, Settings, apply, check_ports, from_environ
-from proxy.config_file import from_file, locate
+from proxy.config_file import from_file
 from proxy.errors import InvalidRequest
 from proxy.routes import fingerprint
-from proxy.translate.request import translate_request
+from proxy.serve import serve
 
 PROG = "complete-bridge"
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -170,172 +167,6 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
         if getattr(args, key, None) is not None
     }
     return check_ports(apply(settings, flags, lambda key: "--" + key.replace("_", "-")))
-
-
-def check_config(path: Path, environ: Mapping[str, str]) -> str:
-    """What check-config prints for a config that loads; ConfigError if it does not."""
-    from proxy.runtime import Runtime, UpstreamPool
-
-    settings = from_environ(from_file(Settings(), path), environ)
-    try:
-        check_ports(settings)
-        runtime = Runtime(settings, environ, UpstreamPool(None), generation=1)  # reads secrets
-    except ConfigError as exc:
-        raise ConfigError(locate(exc, path)) from None
-    lines = [
-        f"{path}: OK",
-        f"upstream: {settings.upstream_url}",
-        f"metrics: {_metrics_place(settings)}",
-        f"force_mode (kill switch): {settings.force_mode or 'off: routes decide'}",
-        "routes, tried in order (first match wins):",
-    ]
-    rows = runtime.describe()
-    if settings.force_mode:
-        rows = [{"name": "(every call)", "match": "", "answer": settings.force_mode}]
-    width = max(len(row["name"]) for row in rows)
-    for number, row in enumerate(rows, 1):
-        match = f"when {row['match']}: " if row["match"] else "otherwise: "
-        lines.append(f"  {number}. {row['name']:<{width}}  {match}{row['answer']}")
-    return "\n".join(lines)
-
-
-def _metrics_place(settings: Settings) -> str:
-    if settings.metrics_port:
-        return f"GET /metrics on port {settings.metrics_port} only, no key"
-    key = ", with a client key" if settings.client_keys else ""
-    return f"GET /metrics on port {settings.port}{key}"
-
-
-def serve(
-    settings: Settings,
-    environ: Mapping[str, str],
-    reload: Callable[[], Settings] | None = None,
-    config_path: Path | None = None,
-) -> None:
-    import structlog
-    import uvicorn
-
-    from proxy.app import create_app
-    from proxy.limits import BoundedHttpToolsProtocol
-    from proxy.listen import ListenError, bind
-    from proxy.log import configure_logging
-    from proxy.serving_limits import serving_limits
-
-    # A bad secret reference stops us here.
-    app = create_app(settings, environ=environ, reload=reload, config_path=config_path)
-    try:
-        sockets = bind(settings.host, settings.port)  # a port in use stops us here
-        if settings.metrics_port:  # one server on both: one drain, one stop (proxy/scrape.py)
-            sockets += bind(settings.host, settings.metrics_port)
-    except ListenError as exc:
-        raise UsageError(str(exc)) from None
-    configure_logging(settings.log_format)
-    log = structlog.get_logger(PROG)
-    protocol = BoundedHttpToolsProtocol.with_limits(serving_limits(settings))
-
-    class DrainingServer(uvicorn.Server):
-        """On SIGTERM/SIGINT: fail readiness, stop accepting, let requests in flight
-        finish for up to drain_timeout seconds, then stop."""
-
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            if not app.state.readiness.draining:
-                app.state.readiness.draining = True
-                log.info(
-                    "bridge.draining",
-                    signal=signal.Signals(sig).name,
-                    deadline_s=settings.drain_timeout,
-                )
-            super().handle_exit(sig, frame)
-
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        http=protocol,  # httptools with bounds on heads, slow clients and connections
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,  # the bridge never reads the client address
-        log_level="warning",
-        log_config=None,  # uvicorn's messages go through our log (configure_logging)
-        timeout_graceful_shutdown=settings.drain_timeout,
-    )
-    log.info(
-        "bridge.starting",
-        upstream=settings.upstream_url,
-        host=settings.host,
-        port=settings.port,
-        metrics_port=settings.metrics_port or None,
-    )
-    if settings.upstream_key and not settings.client_keys and settings.host not in LOOPBACK:
-        log.warning(
-            "bridge.open_upstream_key",
-            hint="the bridge holds the upstream key and admits anyone who can reach "
-            f"{settings.host}; set client_keys, or listen on 127.0.0.1",
-        )
-    try:
-        DrainingServer(config).run(sockets)  # re-raises the signal that stopped it, once drained
-    except KeyboardInterrupt:  # that was SIGINT: end by it, as by SIGTERM, with no traceback
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.raise_signal(signal.SIGINT)
-
-
-def translate(settings: Settings, text: str) -> str:
-    try:
-        body = json.loads(text)
-    except ValueError as exc:
-        raise InvalidRequest(f"stdin is not valid JSON: {exc}") from None
-    translation = translate_request(body, settings.models)
-    return json.dumps(
-        {
-            "request": translation.body,
-            "adaptations": list(translation.adaptations),
-            "bridge_enforced_stop_sequences": list(translation.local_stops),
-        },
-        indent=2,
-        ensure_ascii=False,
-    )
-
-
-class UsageError(ValueError):
-    """A command-line mistake that is not a setting: a file that cannot be read."""
-
-
-def _log_lines(files: Sequence[str]) -> Iterator[bytes]:
-    for name in files or ["-"]:
-        if name == "-":
-            yield from sys.stdin.buffer
-            continue
-        try:
-            with open(name, "rb") as lines:
-                yield from lines
-        except OSError as exc:
-            raise UsageError(f"cannot read {name} ({exc.strerror or exc})") from None
-
-
-def _moment(flag: str, text: str | None) -> datetime | None:
-    from proxy.report import parse_timestamp
-
-    try:
-        return None if text is None else parse_timestamp(text)
-    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 off UTC
-        raise UsageError(f"{flag}: expected an ISO 8601 timestamp, got {text!r}") from None
-
-
-def report(args: argparse.Namespace) -> str:
-    """The migration report of the log files in `args`: text, JSON, or an HTML file."""
-    from proxy.report import build_report, render_html, render_json, render_text
-
-    since, until = _moment("--since", args.since), _moment("--until", args.until)
-    result = build_report(_log_lines(args.files), since=since, until=until)
-    if args.json:
-        return render_json(result)
-    if args.html:
-        try:
-            Path(args.html).write_text(render_html(result), encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.html} ({exc.strerror or exc})") from None
-        return str(args.html)
-    return render_text(result).rstrip("\n")
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

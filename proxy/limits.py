@@ -30,9 +30,6 @@ the rest.
 """
 
 import asyncio
-import resource
-from dataclasses import dataclass, replace
-from http import HTTPStatus
 from typing import Any, ClassVar, Literal
 
 import structlog
@@ -40,32 +37,11 @@ from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from proxy.config import Settings
-from proxy.translate.response import dumps, error_envelope
+from proxy.refusal import Refusal
+from proxy.serving_limits import ConnectionLimits
 
 MAX_HEAD_BYTES = 64 * 1024  # Envoy's default is 60 KiB, Node's 16 KiB
 MAX_HEADER_FIELDS = 256  # SDK requests carry about 15
-RETRY_AFTER = 1  # seconds a client refused for too many connections is asked to wait
-SPARE_FILES = 64  # open files kept for what is not a connection: logs, the listener, epoll
-NO_FILE_LIMIT = 1 << 20  # Linux's default nr_open, the most a soft limit can be
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionLimits:
-    header_timeout: float
-    body_timeout: float
-    max_connections: int
-
-    @classmethod
-    def of(cls, settings: Settings) -> "ConnectionLimits":
-        return cls(settings.header_timeout, settings.body_timeout, settings.max_client_connections)
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    status: int
-    error_type: str
-    message: str
-    retry: bool = False  # x-should-retry: true, else false
 
 
 class _Flow(FlowControl):
@@ -245,57 +221,4 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _write(self, refusal: Refusal) -> None:
-        status = refusal.status
-        body = dumps(error_envelope(refusal.error_type, refusal.message))
-        head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()]
-        head += [
-            name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
-        ]
-        head += [
-            b"content-type: application/json\r\n",
-            b"x-should-retry: %s\r\n" % (b"true" if refusal.retry else b"false"),
-            *([b"retry-after: %d\r\n" % RETRY_AFTER] if status == 503 else []),
-            b"content-length: " + str(len(body)).encode() + b"\r\n",
-            b"connection: close\r\n\r\n",
-        ]
-        self.transport.write(b"".join(head) + body)
-
-
-def open_files_limit() -> tuple[int, int]:
-    """Raise this process's soft limit on open files to its hard limit (each connection
-    is a file); the soft limit before and after."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return NO_FILE_LIMIT, NO_FILE_LIMIT
-    wanted = NO_FILE_LIMIT if hard == resource.RLIM_INFINITY else hard
-    if soft < wanted:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-        except (ValueError, OSError):
-            return soft, soft
-    return soft, max(soft, wanted)
-
-
-def serving_limits(settings: Settings) -> ConnectionLimits:
-    """The settings' limits, the open-files limit raised to hold them (logged). Every
-    client and upstream connection is an open file: if the limit cannot be raised that
-    far, max_client_connections is lowered to what fits, with a warning, so that a
-    client past it gets a 503 instead of the listener failing to accept."""
-    log = structlog.get_logger("complete-bridge")
-    before, files = open_files_limit()
-    if files != before:
-        log.info("bridge.open_files_raised", soft_limit_before=before, soft_limit=files)
-    limits = ConnectionLimits.of(settings)
-    fits = max(1, files - settings.max_connections - SPARE_FILES)
-    if fits < limits.max_connections:
-        log.warning(
-            "bridge.client_connections_lowered",
-            max_client_connections=fits,
-            configured=limits.max_connections,
-            open_files_limit=files,
-            hint="raise the hard limit on open files (ulimit -Hn; LimitNOFILE, or the "
-            f"container runtime's nofile) to at least "
-            f"{limits.max_connections + settings.max_connections + SPARE_FILES}",
-        )
-        limits = replace(limits, max_connections=fits)
-    return limits
+        self.transport.write(refusal.answer(self.server_state.default_headers))
