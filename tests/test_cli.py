@@ -238,17 +238,16 @@ async def test_every_line_a_bridge_writes_is_json(tmp_path, stop):
 
     import httpx
 
+    from tests.raw_client import Connection
     from tests.servers import bridge_process
 
     async with bridge_process("demo:", tmp_path / "bridge.log") as bridge:
         async with httpx.AsyncClient(base_url=bridge.url) as client:
             ok = await client.post("/v1/complete", json=legacy_body())
             bad = await client.post("/v1/complete", content=b"{not json")
-        port = int(bridge.url.rsplit(":", 1)[1])
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"NOT HTTP\r\n\r\n")  # uvicorn logs this one itself
-        refused = await reader.read()
-        writer.close()
+        async with Connection.to(bridge.url) as connection:
+            await connection.send(b"NOT HTTP\r\n\r\n")  # uvicorn logs this one itself
+            refused = await connection.reader.read()
         bridge.process.send_signal(stop)
         assert await asyncio.wait_for(bridge.process.wait(), 10) == -stop
     assert (ok.status_code, bad.status_code) == (200, 400)
