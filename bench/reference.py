@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--upstream-url", required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    config = uvicorn.Config(  # as proxy/cli.py configures the bridge
+    config = uvicorn.Config(  # as proxy/serve.py configures the bridge
         create_app(args.upstream_url),
         host="127.0.0.1",
         port=args.port,

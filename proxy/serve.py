@@ -1,0 +1,86 @@
+"""`serve`: the app on bound sockets, in a uvicorn server with the connection limits,
+that drains on SIGTERM/SIGINT. Heavy imports wait until it runs, so the other commands
+start fast."""
+
+import signal
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import FrameType
+
+from proxy.commands import UsageError
+from proxy.config import Settings
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def serve(
+    settings: Settings,
+    environ: Mapping[str, str],
+    reload: Callable[[], Settings] | None = None,
+    config_path: Path | None = None,
+) -> None:
+    import structlog
+    import uvicorn
+
+    from proxy.app import create_app
+    from proxy.limits import BoundedHttpToolsProtocol
+    from proxy.listen import ListenError, bind
+    from proxy.log import configure_logging
+    from proxy.serving_limits import serving_limits
+
+    # A bad secret reference stops us here.
+    app = create_app(settings, environ=environ, reload=reload, config_path=config_path)
+    try:
+        sockets = bind(settings.host, settings.port)  # a port in use stops us here
+        if settings.metrics_port:  # one server on both: one drain, one stop (proxy/scrape.py)
+            sockets += bind(settings.host, settings.metrics_port)
+    except ListenError as exc:
+        raise UsageError(str(exc)) from None
+    configure_logging(settings.log_format)
+    log = structlog.get_logger("complete-bridge")
+    protocol = BoundedHttpToolsProtocol.with_limits(serving_limits(settings))
+
+    class DrainingServer(uvicorn.Server):
+        """On SIGTERM/SIGINT: fail readiness, stop accepting, let requests in flight
+        finish for up to drain_timeout seconds, then stop."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if not app.state.readiness.draining:
+                app.state.readiness.draining = True
+                log.info(
+                    "bridge.draining",
+                    signal=signal.Signals(sig).name,
+                    deadline_s=settings.drain_timeout,
+                )
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=protocol,  # httptools with bounds on heads, slow clients and connections
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,  # the bridge never reads the client address
+        log_level="warning",
+        log_config=None,  # uvicorn's messages go through our log (configure_logging)
+        timeout_graceful_shutdown=settings.drain_timeout,
+    )
+    log.info(
+        "bridge.starting",
+        upstream=settings.upstream_url,
+        host=settings.host,
+        port=settings.port,
+        metrics_port=settings.metrics_port or None,
+    )
+    if settings.upstream_key and not settings.client_keys and settings.host not in LOOPBACK:
+        log.warning(
+            "bridge.open_upstream_key",
+            hint="the bridge holds the upstream key and admits anyone who can reach "
+            f"{settings.host}; set client_keys, or listen on 127.0.0.1",
+        )
+    try:
+        DrainingServer(config).run(sockets)  # re-raises the signal that stopped it, once drained
+    except KeyboardInterrupt:  # that was SIGINT: end by it, as by SIGTERM, with no traceback
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGINT)
