@@ -1,13 +1,6 @@
-"""A Messages event stream becomes a legacy completion stream, v1 or v2.
-
-    v2 (anthropic-version 2023-06-01): `event: completion` with the new text of each
-       delta; pings kept; a last event with empty text and the stop fields.
-    v1 (2023-01-01 or no version): data-only lines, each with the whole completion so
-       far and `truncated`/`exception`; the last has the stop fields; then `[DONE]`.
-       At most one such line per upstream chunk: a client that reads slowly gets fewer,
-       longer lines, not a pile of copies of its growing text. The newest piece of text
-       is held back until more comes or the stream ends, so the last line always brings
-       new text, as the old API's did (clients that diff lines rely on it).
+"""A Messages event stream becomes a legacy completion stream, v1 or v2: the upstream's
+events are read here, in the order the Messages API sends them, and written as the
+legacy events of completion_events.py.
 
 Failures after the 200 end the stream with an error event (v2) or an error line and
 `[DONE]` (v1), never a clean end.
@@ -19,20 +12,12 @@ from typing import Any
 
 import orjson
 
-from proxy.translate.response import (
-    completion,
-    completion_id,
-    dumps,
-    error_envelope,
-    legacy_stop,
-    with_leading_space,
-)
-from proxy.translate.sse import ServerSentEvent, SSEDecoder, encode
+from proxy.translate.completion_events import CompletionEvents
+from proxy.translate.response import completion_id, legacy_stop, with_leading_space
+from proxy.translate.sse import ServerSentEvent, SSEDecoder
 from proxy.translate.stops import StopScanner
 from proxy.wire import ErrorDetail
 
-V2_PING = encode(b'{"type": "ping"}', "ping")
-V1_DONE = b"data: [DONE]\n\n"
 CONNECTION_LOST: ErrorDetail = {"type": "api_error", "message": "upstream connection lost"}
 
 
@@ -70,11 +55,8 @@ class CompletionStream:
         self._sent_text = False
         self._keep_text = v1 or keep_text  # v1 repeats the whole completion in every event
         self._parts: list[str] = []
-        self._v1_json = bytearray()  # v1: the text lines may carry, JSON-encoded, unquoted
-        self._v1_held = b""  # v1: the newest piece, encoded, held back from the lines
-        self._v1_pending = False  # v1: _v1_json has grown since the last line
+        self._out = CompletionEvents(v1=v1)
         self._text_blocks: set[int] = set()
-        self._head = self._tail = b""
         # What the log wants to know.
         self.upstream_stop_reason: str | None = None
         self.upstream_stop_sequence: str | None = None
@@ -115,12 +97,7 @@ class CompletionStream:
         if self.done:
             return b""
         self.phase, self.error = Phase.FAILED, error
-        envelope = error_envelope(error["type"], error["message"])
-        if not self.v1:
-            return encode(dumps(envelope), "error")
-        line = {**envelope, "exception": f"{error['type']}: {error['message']}"}
-        self._release()  # nothing sent is lost: the held text goes out before the error
-        return self._v1_line() + encode(dumps(line)) + V1_DONE
+        return self._out.error(error)
 
     def _translate(self, events: list[ServerSentEvent]) -> bytes:
         out = []
@@ -134,7 +111,7 @@ class CompletionStream:
             except (AttributeError, TypeError):  # a field of the wrong JSON type
                 out.append(self._protocol_error(f"malformed {event.event} event"))
         if not self.done:
-            out.append(self._v1_line())
+            out.append(self._out.line())
         return b"".join(out)
 
     def _protocol_error(self, what: str) -> bytes:
@@ -149,7 +126,7 @@ class CompletionStream:
             raise StreamProtocolError(f"{event.event} event data is not an object")
         kind = data.get("type", event.event)
         if kind == "ping":
-            return b"" if self.v1 else V2_PING
+            return self._out.ping()
         if kind == "error":
             return self.fail(_error_detail(data.get("error")))
         if kind == "message_start":
@@ -190,10 +167,7 @@ class CompletionStream:
         usage = message.get("usage") or {}
         self.input_tokens = usage.get("input_tokens")
         self.output_tokens = usage.get("output_tokens")
-        # Every intermediate event is the same but for its text: encode the rest once.
-        middle = dumps(completion(self._id, "", None, self.model, None, v1=self.v1))
-        self._head, _, self._tail = middle.partition(b'"completion":""')
-        self._head += b'"completion":'
+        self._out.start(self._id, self.model)
         self.phase = Phase.STREAMING
         return b""
 
@@ -214,38 +188,13 @@ class CompletionStream:
             text = with_leading_space(text, prefill=self._prefill)
         if self._keep_text:
             self._parts.append(text)
-        if not self.v1:
-            return encode(self._head + dumps(text) + self._tail, "completion")
-        # JSON escapes character by character, so the encoded whole is the encoded parts
-        # joined: each line copies the text so far once instead of re-encoding it.
-        self._release()
-        self._v1_held = dumps(text)[1:-1]
-        return b""
-
-    def _release(self) -> None:
-        """v1: the held piece joins the text the next line carries."""
-        if self._v1_held:
-            self._v1_json += self._v1_held
-            self._v1_held = b""
-            self._v1_pending = True
-
-    def _v1_line(self) -> bytes:
-        """v1: the line with the completion so far, if it has grown since the last one."""
-        if not self._v1_pending:
-            return b""
-        self._v1_pending = False
-        return b"".join((b"data: ", self._head, b'"', self._v1_json, b'"', self._tail, b"\n\n"))
+        return self._out.text(text)
 
     def _finish(self, stop_reason: str, stop: str | None) -> bytes:
         out = self._emit(self._stops.flush()) if self._stops is not None else b""
-        # v1: no line for the text so far; the last one carries it with the held piece.
         self.phase, self.stop_reason, self.stop = Phase.FINISHED, stop_reason, stop
         text = self.text if self.v1 else ""
-        last = encode(
-            dumps(completion(self._id, text, stop_reason, self.model, stop, v1=self.v1)),
-            None if self.v1 else "completion",
-        )
-        return out + last + (V1_DONE if self.v1 else b"")
+        return out + self._out.last(self._id, text, stop_reason, self.model, stop)
 
 
 def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
