@@ -1,29 +1,23 @@
-"""`POST /v1/complete`: where the pure translation core meets the client and the upstream
-(the other paths: proxy/passthrough.py).
+"""`POST /v1/complete`: the call read, admitted and routed, then answered by its arm:
+translated (proxy/translate_arm.py) or passed on as it came (the other paths:
+proxy/passthrough.py).
 
 Each request ends in one canonical log line. A client that hangs up cancels the work,
 which closes the upstream request at once (nobody pays for tokens no one will read).
 """
 
 import random
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import structlog
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from proxy.access import presented_key
 from proxy.bridge import Bridge, admit
-from proxy.config import Settings
-from proxy.downstream import JSON, Client, ClientGone, refuse_declared_over
-from proxy.errors import (
-    BadUpstreamResponse,
-    BridgeError,
-    RequestTooLarge,
-    error_type_for_status,
-)
+from proxy.downstream import Client, ClientGone, refuse_declared_over
+from proxy.errors import BridgeError, RequestTooLarge, error_type_for_status
+from proxy.exchange import INTERNAL, Exchange
 from proxy.inflight import Hold
 from proxy.passthrough import relay
 from proxy.routes import UNROUTED, Call, Choice, choose, fingerprint
@@ -31,44 +25,9 @@ from proxy.runtime import Runtime, Target
 from proxy.shadow import Capture, ShadowCall
 from proxy.translate.body import load_body
 from proxy.translate.request import Translation, translate_request
-from proxy.translate.response import dumps, error_envelope, message_to_completion
-from proxy.translate.stream import CompletionStream, Phase
-from proxy.upstream import Upstream
-from proxy.upstream_answer import Answer, closing
-from proxy.upstream_headers import (
-    RawHeaders,
-    passthrough_headers,
-    relayed_headers,
-    translated_headers,
-)
-from proxy.wire import ErrorDetail
-
-SSE = (b"content-type", b"text/event-stream; charset=utf-8")
-NO_CACHE = (b"cache-control", b"no-cache")
-INTERNAL: ErrorDetail = {
-    "type": "api_error",
-    "message": "internal error in the bridge; see its log",
-}
-
-
-@dataclass(slots=True)
-class Exchange:
-    """One legacy call on its way: who asked, on which config, answered by which arm."""
-
-    client: Client
-    headers: Headers
-    runtime: Runtime
-    facts: dict[str, Any]
-    target: Target
-    capture: Capture | None  # when the call is shadowed: the primary's answer
-
-    @property
-    def settings(self) -> Settings:
-        return self.runtime.settings
-
-    @property
-    def v1(self) -> bool:
-        return bool(self.facts["format"] == "v1")
+from proxy.translate.response import dumps
+from proxy.translate_arm import forward
+from proxy.upstream_headers import passthrough_headers
 
 
 class CompleteEndpoint:
@@ -109,7 +68,7 @@ class CompleteEndpoint:
                 models = runtime.settings.models
                 translation = translate_request(body, models, target=target.model)
                 facts.update(_request_facts(translation))
-                await client.until_disconnect(lambda: self._forward(ex, translation))
+                await client.until_disconnect(lambda: forward(ex, translation))
             else:
                 facts.update(_legacy_facts(body, target))
                 await client.until_disconnect(lambda: self._pass_on(ex, body, raw))
@@ -179,111 +138,6 @@ class CompleteEndpoint:
             facts["legacy_model"] = model
         return choice, target
 
-    async def _forward(self, ex: Exchange, translation: Translation) -> None:
-        target = ex.target
-        outbound = target.outbound(translated_headers(ex.headers.raw))
-        response = await target.upstream.send(
-            "POST", "/v1/messages", outbound, dumps(translation.body)
-        )
-        try:
-            ex.facts["upstream_status"] = response.status_code
-            ex.facts["request_id"] = response.headers.get("request-id")
-            relayed = relayed_headers(response.raw_headers)
-            if 200 <= response.status_code < 400 and response.status_code != 200:
-                # Messages answers 200 or an error: a 204 or a redirect has no completion.
-                status = response.status_code
-                raise BadUpstreamResponse(f"upstream sent unexpected status {status}")
-            if response.status_code != 200:
-                ex.facts["error_type"] = error_type_for_status(response.status_code)
-                await _relay_error(ex.client, target.upstream, response, relayed)
-            elif translation.stream:
-                await self._stream(ex, response, relayed, translation)
-            else:
-                await self._whole(ex, response, relayed, translation)
-        finally:
-            await closing(response)
-
-    def _model(self, ex: Exchange, translation: Translation) -> str:
-        if ex.settings.echo_model:
-            return translation.legacy_model
-        return translation.body["model"]
-
-    async def _whole(
-        self, ex: Exchange, response: Answer, relayed: RawHeaders, translation: Translation
-    ) -> None:
-        facts = ex.facts
-        try:
-            message = orjson.loads(await ex.target.upstream.read_all(response))
-            body = message_to_completion(
-                message,
-                model=self._model(ex, translation),
-                prefill=translation.conversation.prefill is not None,
-                local_stops=translation.local_stops,
-                v1=ex.v1,
-            )
-            usage = message.get("usage") or {}
-            facts.update(
-                upstream_stop_reason=message.get("stop_reason"),
-                input_tokens=usage.get("input_tokens"),
-                output_tokens=usage.get("output_tokens"),
-            )
-        except (ValueError, AttributeError, TypeError):
-            raise BadUpstreamResponse("upstream sent a response the bridge cannot read") from None
-        facts.update(stop_reason=body["stop_reason"], stop=body["stop"])
-        if ex.settings.log_text:
-            facts.update(prompt=translation.prompt, completion=body["completion"])
-        if ex.capture is not None:
-            ex.capture.set(body["completion"], body["stop_reason"])
-        tokens = [
-            (f"x-bridge-{kind}-tokens".encode(), str(usage[f"{kind}_tokens"]).encode())
-            for kind in ("input", "output")
-            if isinstance(usage.get(f"{kind}_tokens"), int)
-        ]
-        await ex.client.respond(200, [JSON, *relayed, *tokens], dumps(body))
-
-    async def _stream(
-        self, ex: Exchange, response: Answer, relayed: RawHeaders, translation: Translation
-    ) -> None:
-        client, upstream = ex.client, ex.target.upstream
-        stream = CompletionStream(
-            model=self._model(ex, translation),
-            v1=ex.v1,
-            prefill=translation.conversation.prefill is not None,
-            local_stops=translation.local_stops,
-            keep_text=ex.settings.log_text or ex.capture is not None,
-            max_event_bytes=ex.settings.max_body_bytes,
-        )
-        await client.start(200, [SSE, NO_CACHE, *relayed])
-        client.fail = lambda exc: stream.fail({"type": exc.error_type, "message": exc.message})
-        try:
-            async for chunk in upstream.chunks(response):
-                out = stream.feed(chunk)
-                if out:
-                    await client.write(out)
-                if stream.done:
-                    break
-            else:
-                await client.write(stream.flush())
-        except BridgeError as exc:  # the upstream failed after our 200
-            await client.write(stream.fail({"type": exc.error_type, "message": exc.message}))
-        except Exception:  # a bug of ours must still end the stream as a failure
-            self.log.exception("complete.stream_internal_error")
-            await client.write(stream.fail(INTERNAL))
-        finally:
-            ex.facts.update(
-                upstream_stop_reason=stream.upstream_stop_reason,
-                stop_reason=stream.stop_reason,
-                stop=stream.stop,
-                input_tokens=stream.input_tokens,
-                output_tokens=stream.output_tokens,
-                error_type=stream.error["type"] if stream.error else None,
-            )
-            if ex.settings.log_text:
-                ex.facts.update(prompt=translation.prompt, completion=stream.text)
-        if ex.capture is not None and stream.phase is Phase.FINISHED:
-            ex.capture.set(stream.text, stream.stop_reason)
-        await client.write(b"", more=False)
-
     async def _pass_on(self, ex: Exchange, body: dict[str, Any], raw: bytearray) -> None:
         """The legacy call as it came (but for a route's model) to the arm's upstream's
         /v1/complete; its answer relayed as it comes."""
@@ -304,23 +158,6 @@ class CompleteEndpoint:
         if ex.capture is not None:
             ex.capture.encoding(response.headers.get("content-encoding"))
         await relay(client, target.upstream, response, self.log, ex.capture)
-
-
-async def _relay_error(
-    client: Client, upstream: Upstream, response: Answer, relayed: RawHeaders
-) -> None:
-    """An upstream error before the first byte: same status, envelope and retry headers."""
-    body = await upstream.read_all(response)
-    try:
-        envelope = orjson.loads(body)
-        usable = envelope.get("type") == "error" and isinstance(envelope.get("error"), dict)
-    except (ValueError, AttributeError):
-        usable = False
-    if not usable:
-        status = response.status_code
-        text = body.decode("utf-8", "replace").strip()[:200] or "no body"
-        body = dumps(error_envelope(error_type_for_status(status), f"upstream said: {text}"))
-    await client.respond(response.status_code, [JSON, *relayed], body)
 
 
 def _request_facts(translation: Translation) -> dict[str, Any]:
