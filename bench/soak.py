@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/soak.py [--duration SECONDS] [--concurrency N] [--json FILE]
 
-Starts on 127.0.0.1 the strict fake Messages API (tests/fake_upstream.py, on uvicorn in
+Starts on 127.0.0.1 the strict fake Messages API (tests/fakes/upstream.py, on uvicorn in
 this process) and the bridge (`python -m proxy serve`, its defaults, JSON log to a file),
 then runs N closed-loop workers for --duration seconds: non-stream and stream answers in
 both legacy formats, upstream faults (FAIL 529, FAIL 500, MIDSTREAM_ERROR) and clients
@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the fake upstream and the process helper live in tests/
 
-from tests.fake_upstream import create_fake_upstream  # noqa: E402
-from tests.servers import bridge_process, serving  # noqa: E402
+from tests.fakes.servers import bridge_process, serving  # noqa: E402
+from tests.fakes.upstream import create_fake_upstream  # noqa: E402
 
 V2 = "2023-06-01"
 FORMATS = ("v1", "v2")

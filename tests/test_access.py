@@ -11,8 +11,8 @@ from proxy.access import Access, presented_key, read_secret
 from proxy.app import create_app
 from proxy.cli import main
 from proxy.config import ConfigError, Settings, apply
-from tests.factories import legacy_body, message
-from tests.servers import serving
+from tests.fakes.factories import legacy_body, message
+from tests.fakes.servers import serving
 
 ISSUED = "cb-issued-key-one"
 UPSTREAM_KEY = "sk-ant-bridge-held-upstream-key"

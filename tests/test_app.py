@@ -8,7 +8,8 @@ from structlog.testing import capture_logs
 
 from proxy.app import create_app
 from proxy.config import Settings
-from tests.factories import legacy_body, message
+from tests.fakes.factories import legacy_body, message
+from tests.fakes.sse import event as sse_event
 
 KEY = "sk-ant-test-CANARY-0123456789"
 V2 = {"anthropic-version": "2023-06-01", "x-api-key": KEY}
@@ -37,10 +38,7 @@ def ok(text="Light scatters blue.", **overrides):
 
 
 def sse(*events: tuple[str, dict]) -> bytes:
-    return b"".join(
-        f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
-        for kind, data in events
-    )
+    return b"".join(sse_event(kind, **data) for kind, data in events)
 
 
 STREAM = sse(

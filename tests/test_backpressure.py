@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.servers import HEAD, TAIL, BridgeProcess, bridge_process, delta, request_body, serving
+from tests.fakes.gated_upstream import HEAD, TAIL
+from tests.fakes.servers import BridgeProcess, bridge_process, request_body, serving
+from tests.fakes.sse import delta
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -6,9 +6,9 @@ import asyncio
 
 import httpx
 
-from tests.factories import legacy_body
-from tests.fake_upstream import create_fake_upstream
-from tests.servers import bridge_process, serving
+from tests.fakes.factories import legacy_body
+from tests.fakes.servers import bridge_process, serving
+from tests.fakes.upstream import create_fake_upstream
 
 CLIENT = "sk-ant-api03-CANARYclientKEY"
 BEARER = "sk-ant-api03-CANARYbearerTOKEN"

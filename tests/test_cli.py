@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from proxy.cli import main
-from tests.factories import legacy_body
+from tests.fakes.factories import legacy_body
 
 
 def run(*args, stdin="", env=None):
@@ -238,8 +238,8 @@ async def test_every_line_a_bridge_writes_is_json(tmp_path, stop):
 
     import httpx
 
-    from tests.raw_client import Connection
-    from tests.servers import bridge_process
+    from tests.fakes.raw_client import Connection
+    from tests.fakes.servers import bridge_process
 
     async with bridge_process("demo:", tmp_path / "bridge.log") as bridge:
         async with httpx.AsyncClient(base_url=bridge.url) as client:

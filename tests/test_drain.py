@@ -12,9 +12,11 @@ import pytest
 
 from proxy.app import create_app
 from proxy.config import Settings
-from tests.factories import legacy_body
-from tests.raw_client import Connection, head
-from tests.servers import HEAD, GatedUpstream, bridge_process, delta, request_body, serving
+from tests.fakes.factories import legacy_body
+from tests.fakes.gated_upstream import HEAD, GatedUpstream
+from tests.fakes.raw_client import Connection, head
+from tests.fakes.servers import bridge_process, request_body, serving
+from tests.fakes.sse import delta
 
 V2 = {"anthropic-version": "2023-06-01"}
 

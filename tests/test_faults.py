@@ -1,4 +1,4 @@
-"""Fault injection against a real bridge process on loopback (tests/fault_upstream.py).
+"""Fault injection against a real bridge process on loopback (tests/fakes/fault_upstream.py).
 
 Each fault, for each way a legacy client can ask (a JSON body or a stream, v1 or v2),
 has one exact client-visible result:
@@ -26,9 +26,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.factories import legacy_body
-from tests.fault_upstream import ANSWER_HEADERS, STATUS_FAULTS, FaultUpstream
-from tests.servers import bridge_process, free_port
+from tests.fakes.factories import legacy_body
+from tests.fakes.fault_upstream import ANSWER_HEADERS, STATUS_FAULTS, FaultUpstream
+from tests.fakes.servers import bridge_process, free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -3,7 +3,7 @@ headers) and whatever the upstream sends back, the bridge never answers with a 5
 exception trace or a hang, and every refusal is a legacy-shaped 4xx.
 
 The app runs in process behind httpx.ASGITransport, which re-raises anything the app
-lets escape; the upstream is the strict fake Messages API (tests/fake_upstream.py) or a
+lets escape; the upstream is the strict fake Messages API (tests/fakes/upstream.py) or a
 transport that answers with fuzzed bytes. Every call is bounded in time, and the log must
 hold no error line (the bridge logs each exception it catches at that level). The pure
 core has its own property tests (tests/translate/test_properties.py); heads and bodies
@@ -30,8 +30,10 @@ from proxy.app import create_app
 from proxy.config import Settings
 from proxy.errors import ERROR_TYPES
 from proxy.translate.prompt import MUST_END, MUST_START
-from tests.factories import legacy_body, message
-from tests.fake_upstream import create_fake_upstream
+from tests.fakes.factories import legacy_body, message
+from tests.fakes.sse import delta
+from tests.fakes.sse import event as sse
+from tests.fakes.upstream import create_fake_upstream
 
 KEY = "sk-ant-fuzz-0123456789"
 BOUND = 5  # seconds any one call may take: a hang fails the example, not the suite
@@ -362,19 +364,11 @@ def test_any_headers_are_served_without_a_5xx(scripted, headers, stream):
 # --- (d) what the upstream sends back -----------------------------------------------
 
 
-def sse(kind: str, **data: Any) -> bytes:
-    return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
-
-
-def text_delta(text: str, index: int = 0) -> bytes:
-    return sse("content_block_delta", index=index, delta={"type": "text_delta", "text": text})
-
-
 START = sse("message_start", message={"id": "msg_f", "usage": {"input_tokens": 1}})
 BLOCK = sse("content_block_start", index=0, content_block={"type": "text", "text": ""})
 END = sse("message_delta", delta={"stop_reason": "end_turn"}, usage={"output_tokens": 2})
 STOP = sse("message_stop")
-STREAM = START + BLOCK + text_delta("Hi") + text_delta(" there") + END + STOP
+STREAM = START + BLOCK + delta("Hi") + delta(" there") + END + STOP
 OVERLOADED = sse("error", error={"type": "overloaded_error", "message": "Overloaded"})
 STOP_DELTA = sse("message_delta", delta={"stop_reason": "stop_sequence", "stop_sequence": "\n"})
 TOOL_BLOCK = sse("content_block_start", index=1, content_block={"type": "tool_use"})
@@ -384,7 +378,7 @@ KNOWN_PIECES = [START, BLOCK, END, STOP, sse("ping"), sse("content_block_stop", 
                 b": keep-alive\n\n", b"\xff\xfe", "文".encode()[:2]]  # fmt: skip
 PIECES = st.one_of(
     st.sampled_from(KNOWN_PIECES),
-    st.text(max_size=12).map(text_delta),
+    st.text(max_size=12).map(delta),
     st.builds(
         lambda kind, data: sse(kind, **data),
         st.text(max_size=20),
@@ -402,7 +396,7 @@ def upstream_streams(draw: st.DrawFn) -> list[bytes]:
     """Upstream bytes, cut into chunks anywhere: a well-formed stream with fuzzed text,
     perhaps with a piece of garbage in it or cut short; or garbage after a good start."""
     if draw(st.booleans()):
-        deltas = [text_delta(text) for text in draw(st.lists(st.text(max_size=8), max_size=5))]
+        deltas = [delta(text) for text in draw(st.lists(st.text(max_size=8), max_size=5))]
         script = [START, BLOCK, *deltas, draw(st.sampled_from([END, STOP_DELTA, MAX_TOKENS])), STOP]
         if draw(st.booleans()):
             script.insert(draw(st.integers(0, len(script))), draw(PIECES))

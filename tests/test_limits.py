@@ -24,10 +24,10 @@ import pytest_asyncio
 from proxy.app import create_app
 from proxy.config import Settings
 from proxy.limits import MAX_HEAD_BYTES, MAX_HEADER_FIELDS, BoundedHttpToolsProtocol
-from tests.factories import legacy_body, message
-from tests.fake_upstream import create_fake_upstream
-from tests.raw_client import BOUND, Connection, head
-from tests.servers import bridge_process, serving
+from tests.fakes.factories import legacy_body, message
+from tests.fakes.raw_client import BOUND, Connection, head
+from tests.fakes.servers import bridge_process, serving
+from tests.fakes.upstream import create_fake_upstream
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

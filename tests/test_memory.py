@@ -8,8 +8,9 @@ import json
 
 import httpx
 
-from tests.factories import legacy_body
-from tests.servers import GatedUpstream, bridge_process, serving
+from tests.fakes.factories import legacy_body
+from tests.fakes.gated_upstream import GatedUpstream
+from tests.fakes.servers import bridge_process, serving
 
 BUDGET = {"BRIDGE_MAX_BODY_BYTES": "200000", "BRIDGE_MAX_INFLIGHT_BYTES": "300000"}
 V2 = {"anthropic-version": "2023-06-01"}

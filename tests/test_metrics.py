@@ -13,9 +13,10 @@ from proxy.app import create_app
 from proxy.config import Settings, check_value
 from proxy.metrics import MAX_ROUTES, Metrics
 from proxy.route_tables import parse_routes
-from tests.factories import CANARY_ROUTE, legacy_body, message
-from tests.fake_upstream import create_fake_upstream
-from tests.servers import bridge_process, serving
+from tests.fakes.factories import CANARY_ROUTE, legacy_body, message
+from tests.fakes.servers import bridge_process, serving
+from tests.fakes.sse import event as sse_event
+from tests.fakes.upstream import create_fake_upstream
 
 V2 = {"anthropic-version": "2023-06-01", "x-api-key": "sk-ant-test"}
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -359,7 +360,7 @@ def test_two_apps_keep_separate_registries() -> None:
 
 
 STREAM = b"".join(
-    f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
+    sse_event(kind, **data)
     for kind, data in [
         ("message_start", {"message": {"id": "msg_9", "usage": {"input_tokens": 3}}}),
         ("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),

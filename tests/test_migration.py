@@ -16,7 +16,7 @@ from proxy.app import create_app
 from proxy.config import Settings, check_value
 from proxy.route_tables import parse_routes
 from proxy.routes import fingerprint
-from tests.factories import CANARY_ROUTE, legacy_body, message
+from tests.fakes.factories import CANARY_ROUTE, legacy_body, message
 
 KEY = "sk-ant-migration-0123456789"
 V2 = {"anthropic-version": "2023-06-01", "x-api-key": KEY}

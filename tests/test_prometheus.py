@@ -38,9 +38,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 
 from proxy.routes import bucket, fingerprint
-from tests.factories import legacy_body
-from tests.fake_upstream import create_fake_upstream, words
-from tests.servers import BridgeProcess, bridge_process, free_port, serving
+from tests.fakes.factories import legacy_body
+from tests.fakes.servers import BridgeProcess, bridge_process, free_port, serving
+from tests.fakes.upstream import create_fake_upstream, words
 
 pytestmark = pytest.mark.prometheus
 

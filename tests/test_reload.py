@@ -20,16 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.factories import legacy_body
-from tests.servers import (
-    HEAD,
-    TAIL,
-    BridgeProcess,
-    bridge_process,
-    delta,
-    request_body,
-    serving,
-)
+from tests.fakes.factories import legacy_body
+from tests.fakes.gated_upstream import HEAD, TAIL
+from tests.fakes.servers import BridgeProcess, bridge_process, request_body, serving
+from tests.fakes.sse import delta
 
 KEY = {"x-api-key": "sk-ant-test-reload"}
 V2 = {**KEY, "anthropic-version": "2023-06-01"}

@@ -20,9 +20,9 @@ from proxy.report import build_report, parse_timestamp, render_html, render_json
 from proxy.report.lines import FIELDS
 from proxy.report.quantiles import EXACT_SAMPLES, Quantiles
 from proxy.report.tally import adaptation_kind
-from tests.factories import PROMPT, legacy_body
-from tests.fake_upstream import create_fake_upstream
-from tests.servers import bridge_process, serving
+from tests.fakes.factories import PROMPT, legacy_body
+from tests.fakes.servers import bridge_process, serving
+from tests.fakes.upstream import create_fake_upstream
 from tests.test_reload import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ from structlog.testing import capture_logs
 from proxy.app import create_app
 from proxy.config import Settings
 from proxy.retry import RetryBudget, backoff, retry_after, should_retry_status
-from tests.factories import legacy_body, message
+from tests.fakes.factories import legacy_body, message
 
 V2 = {"anthropic-version": "2023-06-01", "x-api-key": "k"}
 

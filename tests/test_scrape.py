@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from proxy.cli import main
-from tests.factories import legacy_body
-from tests.servers import bridge_process, free_port
+from tests.fakes.factories import legacy_body
+from tests.fakes.servers import bridge_process, free_port
 
 KEY = "bridge-issued-client-key"
 ENV = {"BRIDGE_CLIENT_KEYS": "env:TEST_CLIENT_KEYS", "TEST_CLIENT_KEYS": KEY}

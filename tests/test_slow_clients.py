@@ -25,11 +25,12 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.factories import legacy_body
-from tests.fake_upstream import create_fake_upstream
-from tests.raw_client import BOUND, Connection, head
-from tests.raw_server import RawServer
-from tests.servers import GatedUpstream, bridge_process, free_port, serving
+from tests.fakes.factories import legacy_body
+from tests.fakes.gated_upstream import GatedUpstream
+from tests.fakes.raw_client import BOUND, Connection, head
+from tests.fakes.raw_server import RawServer
+from tests.fakes.servers import bridge_process, free_port, serving
+from tests.fakes.upstream import create_fake_upstream
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

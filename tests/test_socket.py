@@ -12,8 +12,9 @@ from structlog.testing import capture_logs
 
 from proxy.app import create_app
 from proxy.config import Settings
-from tests.factories import legacy_body
-from tests.servers import GatedUpstream, serving
+from tests.fakes.factories import legacy_body
+from tests.fakes.gated_upstream import GatedUpstream
+from tests.fakes.servers import serving
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import pytest
 
 from proxy.errors import InvalidRequest
 from proxy.upstream_path import MAX_DECODINGS, upstream_target
-from tests.raw_client import Connection, head
-from tests.raw_server import RawServer
-from tests.servers import bridge_process
+from tests.fakes.raw_client import Connection, head
+from tests.fakes.raw_server import RawServer
+from tests.fakes.servers import bridge_process
 
 BASE = "/anthropic"
 UPSTREAM_KEY = "sk-ant-bridge-upstream-key"

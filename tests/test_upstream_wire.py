@@ -20,12 +20,12 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.factories import legacy_body
-from tests.fault_upstream import START, chunked, delta, event, message, read_request
-from tests.raw_client import Connection as RawConnection
-from tests.raw_client import head as raw_head
-from tests.raw_server import RawServer
-from tests.servers import bridge_process
+from tests.fakes.factories import legacy_body
+from tests.fakes.fault_upstream import START, chunked, delta, event, message, read_request
+from tests.fakes.raw_client import Connection as RawConnection
+from tests.fakes.raw_client import head as raw_head
+from tests.fakes.raw_server import RawServer
+from tests.fakes.servers import bridge_process
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import uvicorn
 
-from tests.fake_upstream import Received, create_fake_upstream
+from tests.fakes.upstream import Received, create_fake_upstream
 
 from .envs import SDKS, Sdk, ensure
 

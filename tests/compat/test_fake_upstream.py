@@ -5,7 +5,7 @@ import json
 import httpx
 import pytest
 
-from tests.fake_upstream import create_fake_upstream
+from tests.fakes.upstream import create_fake_upstream
 
 HEADERS = {"x-api-key": "sk-test", "anthropic-version": "2023-06-01"}
 

@@ -27,7 +27,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.raw_server import RawServer
+from tests.fakes import sse
+from tests.fakes.raw_server import RawServer
 
 REQUEST_ID = "req_fault"
 # Sent with every answer: kept ones a legacy client must see, and one it must not.
@@ -40,12 +41,12 @@ HUGE = 40 * 1024 * 1024  # bytes of text in the "huge" answers: past any sane an
 
 
 def event(kind: str, **data: Any) -> bytes:
-    payload = json.dumps({"type": kind, **data}, ensure_ascii=False)
-    return f"event: {kind}\ndata: {payload}\n\n".encode()
+    """A stream event, its text in UTF-8 (multi-byte characters on the wire)."""
+    return sse.event(kind, ensure_ascii=False, **data)
 
 
 def delta(text: str) -> bytes:
-    return event("content_block_delta", index=0, delta={"type": "text_delta", "text": text})
+    return sse.delta(text, ensure_ascii=False)
 
 
 START = {"id": "msg_fault", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5"}

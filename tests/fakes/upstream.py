@@ -28,6 +28,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes.sse import event
+
 VERSION = "2023-06-01"
 FIELDS = {
     "model", "messages", "system", "max_tokens", "stop_sequences",
@@ -269,7 +271,7 @@ async def events(message: dict[str, Any], tokens: list[str], fail: bool) -> Asyn
             ("message_stop", {}),
         ]
     for name, data in script:
-        yield f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n".encode()
+        yield event(name, **data)
         await asyncio.sleep(0.002)  # separate chunks on the wire, as a real stream arrives
 
 

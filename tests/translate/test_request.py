@@ -3,7 +3,7 @@ import pytest
 from proxy.errors import InvalidRequest
 from proxy.models import Capabilities, ModelTable
 from proxy.translate.request import MAX_STOP_SEQUENCES, translate_request
-from tests.factories import legacy_body
+from tests.fakes.factories import legacy_body
 
 MODELS = ModelTable()
 

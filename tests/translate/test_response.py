@@ -10,7 +10,7 @@ from proxy.translate.response import (
     message_to_completion,
     with_leading_space,
 )
-from tests.factories import message
+from tests.fakes.factories import message
 
 
 def convert(msg, *, prefill=False, local_stops=(), v1=False, model="claude-2.1"):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from proxy.translate.response import with_leading_space
 from proxy.translate.sse import SSEDecoder
 from proxy.translate.stream import CompletionStream, Phase
-from tests.servers import delta, event
+from tests.fakes.sse import delta, event
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 # name -> how the stream is set up; upstream from tests/golden/NAME.upstream.sse
