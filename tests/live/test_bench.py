@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONCURRENCY = ("1", "32", "256")
 LENGTHS = ("short", "long")
 FORMATS = ("v1", "v2")

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DURATION, WARMUP, CONCURRENCY = 16, 4, 8
 KINDS = ("whole", "stream", "fail 529", "fail 500", "midstream error", "hang-up")
 

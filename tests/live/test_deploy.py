@@ -21,7 +21,7 @@ from proxy.config import KEYS, Settings, env_name, from_environ
 from proxy.config_file import from_file
 from proxy.metrics import Metrics
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes"
 PORT = 8080

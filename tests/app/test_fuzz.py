@@ -6,10 +6,10 @@ The app runs in process behind httpx.ASGITransport, which re-raises anything the
 lets escape; the upstream is the strict fake Messages API (tests/fakes/upstream.py) or a
 transport that answers with fuzzed bytes. Every call is bounded in time, and the log must
 hold no error line (the bridge logs each exception it catches at that level). The pure
-core has its own property tests (tests/translate/test_properties.py); heads and bodies
-over the size limits, on a real socket, are in tests/test_limits.py.
+core has its own property tests (tests/unit/translate/test_properties.py); heads and bodies
+over the size limits, on a real socket, are in tests/live/test_limits.py.
 
-More examples for a longer hunt: `FUZZ_EXAMPLES=5000 pytest tests/test_fuzz.py`.
+More examples for a longer hunt: `FUZZ_EXAMPLES=5000 pytest tests/app/test_fuzz.py`.
 """
 
 import asyncio
@@ -308,7 +308,7 @@ def test_any_prompt_is_refused_in_the_spec_wording_or_accepted_by_the_strict_fak
 # --- (c) headers --------------------------------------------------------------------
 
 TOKEN = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_.!#$%&'*+^`|~", min_size=1, max_size=20)
-FRAMING = ("content-length", "transfer-encoding")  # checked by the server: tests/test_limits.py
+FRAMING = ("content-length", "transfer-encoding")  # the server checks these: live/test_limits.py
 NAMES = st.sampled_from(
     ["anthropic-version", "anthropic-beta", "x-api-key", "authorization", "content-type",
      "user-agent", "accept-encoding", "connection", "cookie", "x-forwarded-for", "host",

@@ -23,9 +23,9 @@ from proxy.report.tally import adaptation_kind
 from tests.fakes.factories import PROMPT, legacy_body
 from tests.fakes.servers import bridge_process, serving
 from tests.fakes.upstream import create_fake_upstream
-from tests.test_reload import wait_for
+from tests.live.test_reload import wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = '<script>document.title="pwned"</script>'
 
 

@@ -44,7 +44,7 @@ from tests.fakes.upstream import create_fake_upstream, words
 
 pytestmark = pytest.mark.prometheus
 
-DASHBOARD = Path(__file__).resolve().parent.parent / "deploy" / "grafana" / "complete-bridge.json"
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "complete-bridge.json"
 WINDOW = 600  # seconds: longer than the whole test, so every series starts in it at 0
 SLOW = 0.6  # seconds the legacy upstream takes on the shadow route: its latency bucket
 VERSION = {"anthropic-version": "2023-06-01"}

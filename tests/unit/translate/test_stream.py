@@ -12,7 +12,7 @@ from proxy.translate.sse import SSEDecoder
 from proxy.translate.stream import CompletionStream, Phase
 from tests.fakes.sse import delta, event
 
-GOLDEN = Path(__file__).parent.parent / "golden"
+GOLDEN = Path(__file__).parents[2] / "golden"
 # name -> how the stream is set up; upstream from tests/golden/NAME.upstream.sse
 SCENARIOS = {
     "local-stop": {"local_stops": ["\n\n"]},
@@ -100,7 +100,7 @@ def test_every_byte_split(name, version, options, shared):
 
 def test_v1_gives_one_line_per_chunk(shared):
     """A chunk with many deltas gives one line with the text so far, not one per delta:
-    a slow reader's backlog does not multiply its text (tests/test_backpressure.py)."""
+    a slow reader's backlog does not multiply its text (tests/live/test_backpressure.py)."""
     data = START + TEXT + b"".join(event("content_block_delta", index=0,
         delta={"type": "text_delta", "text": f"w{n} "}) for n in range(50))  # fmt: skip
     stream = CompletionStream(model="m", v1=True, prefill=False)
