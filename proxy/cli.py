@@ -141,7 +141,9 @@ def _report_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", metavar="FILE", help="TOML config file (see README) [BRIDGE_CONFIG]"
+        "--config",
+        metavar="FILE",
+        help="TOML config file (see docs/configuration.md) [BRIDGE_CONFIG]",
     )
 
 

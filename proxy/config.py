@@ -31,7 +31,8 @@ class Settings:
     port: int = 8080
     metrics_port: int = 0  # 0: /metrics on `port`, behind the key check
     max_body_bytes: int = 32 * 1024 * 1024
-    max_inflight_bytes: int = 32 * 1024 * 1024  # request bodies held at once (README, Limits)
+    # Request bodies held at once (docs/limits-and-faults.md, Memory).
+    max_inflight_bytes: int = 32 * 1024 * 1024
     connect_timeout: float = 10.0
     first_byte_timeout: float = 600.0
     idle_timeout: float = 300.0

@@ -1,8 +1,8 @@
 """The budget of request bodies held in memory at once (`max_inflight_bytes`).
 
 A `/v1/complete` call holds its body whole: the bytes as sent, the parsed JSON, the
-translated request (see README, Limits: about 3 bytes of memory per body byte, up to
-10 for text Python stores at 4 bytes a character). The budget bounds the sum of the
+translated request (docs/limits-and-faults.md, Memory: about 4 bytes of memory per body
+byte, up to 12 for text Python stores at 4 bytes a character). The budget bounds the sum of the
 bodies of the calls in flight, so that a few large bodies at once cannot take the
 process past its memory limit. A body with a `content-length` is taken from the budget
 whole before it is read; a chunked one chunk by chunk as it arrives. A call that would

@@ -1,7 +1,7 @@
 """The one upstream HTTP client: explicit timeouts, a connection limit, retries.
 
 On the network the client is aiohttp, used directly: per request it costs a fraction of
-httpx's (see README, Performance). An httpx transport can stand in for the network,
+httpx's (see bench/README.md). An httpx transport can stand in for the network,
 behind the same `Answer` (proxy/upstream_answer.py). What headers may cross is
 proxy/upstream_headers.py.
 """

@@ -15,7 +15,8 @@ RawHeaders = list[tuple[bytes, bytes]]
 # What a translated request forwards from the legacy client.
 _FORWARDED = frozenset({b"x-api-key", b"authorization", b"anthropic-beta", b"user-agent"})
 # What a client could spoof to the upstream about who is calling and from where: never
-# passed on, in either direction (nor any name starting `x-forwarded`). README, Security.
+# passed on, in either direction (nor any name starting `x-forwarded`). Listed in
+# docs/limits-and-faults.md, What reaches the upstream.
 CLIENT_ADDRESS_HEADERS = frozenset(
     {
         b"forwarded", b"via", b"x-real-ip", b"x-client-ip", b"client-ip", b"true-client-ip",

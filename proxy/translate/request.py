@@ -26,7 +26,7 @@ class Translation:
     conversation: Conversation
     legacy_model: str
     local_stops: tuple[str, ...]
-    # Each entry is "kind" or "kind:detail"; the kinds are a closed set (see README).
+    # Each entry is "kind" or "kind:detail"; the kinds are a closed set (docs/behaviour.md).
     adaptations: tuple[str, ...]
 
     @property
