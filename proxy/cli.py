@@ -9,10 +9,10 @@ from pathlib import Path
 
 from proxy import __version__
 from proxy.commands import UsageError, check_config, report, translate
-from proxy.config import ConfigError, Settings, apply, check_ports, from_environ
-from proxy.config_file import from_file
+from proxy.config.file import from_file
+from proxy.config.settings import ConfigError, Settings, apply, check_ports, from_environ
 from proxy.errors import InvalidRequest
-from proxy.routes import fingerprint
+from proxy.rollout.routes import fingerprint
 from proxy.serve import serve
 
 PROG = "complete-bridge"
@@ -204,7 +204,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             print(translate(settings, sys.stdin.read()))
     except (ConfigError, InvalidRequest, UsageError) as exc:
         if args.command == "serve":  # one line in the log's format
-            from proxy.log import start_failure
+            from proxy.obs.log import start_failure
 
             start_failure(str(exc), log_format)
         else:

@@ -9,8 +9,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from proxy.config import ConfigError, Settings, check_ports, from_environ
-from proxy.config_file import from_file, locate
+from proxy.config.file import from_file, locate
+from proxy.config.settings import ConfigError, Settings, check_ports, from_environ
 from proxy.errors import InvalidRequest
 from proxy.translate.request import translate_request
 
@@ -21,7 +21,7 @@ class UsageError(ValueError):
 
 def check_config(path: Path, environ: Mapping[str, str]) -> str:
     """What check-config prints for a config that loads; ConfigError if it does not."""
-    from proxy.runtime import Runtime, UpstreamPool
+    from proxy.rollout.runtime import Runtime, UpstreamPool
 
     settings = from_environ(from_file(Settings(), path), environ)
     try:

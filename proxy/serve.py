@@ -8,7 +8,7 @@ from pathlib import Path
 from types import FrameType
 
 from proxy.commands import UsageError
-from proxy.config import Settings
+from proxy.config.settings import Settings
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -22,17 +22,17 @@ def serve(
     import structlog
     import uvicorn
 
-    from proxy.app import create_app
-    from proxy.limits import BoundedHttpToolsProtocol
-    from proxy.listen import ListenError, bind
-    from proxy.log import configure_logging
-    from proxy.serving_limits import serving_limits
+    from proxy.edge.app import create_app
+    from proxy.edge.limits import BoundedHttpToolsProtocol
+    from proxy.edge.listen import ListenError, bind
+    from proxy.edge.serving_limits import serving_limits
+    from proxy.obs.log import configure_logging
 
     # A bad secret reference stops us here.
     app = create_app(settings, environ=environ, reload=reload, config_path=config_path)
     try:
         sockets = bind(settings.host, settings.port)  # a port in use stops us here
-        if settings.metrics_port:  # one server on both: one drain, one stop (proxy/scrape.py)
+        if settings.metrics_port:  # one server on both: one drain, one stop (proxy/edge/scrape.py)
             sockets += bind(settings.host, settings.metrics_port)
     except ListenError as exc:
         raise UsageError(str(exc)) from None

@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 from typing import Any
 
+from proxy.config.models import Capabilities, ModelTable
 from proxy.errors import InvalidRequest
-from proxy.models import Capabilities, ModelTable
 from proxy.translate.prompt import Conversation, parse_prompt
 from proxy.wire import MessagesRequest
 

@@ -7,10 +7,10 @@ import hashlib
 import httpx
 import pytest
 
-from proxy.access import Access, presented_key, read_secret
-from proxy.app import create_app
 from proxy.cli import main
-from proxy.config import ConfigError, Settings, apply
+from proxy.config.access import Access, presented_key, read_secret
+from proxy.config.settings import ConfigError, Settings, apply
+from proxy.edge.app import create_app
 from tests.fakes.factories import legacy_body, message
 from tests.fakes.servers import serving
 

@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from proxy.app import create_app
-from proxy.config import Settings
+from proxy.config.settings import Settings
+from proxy.edge.app import create_app
 from proxy.errors import ERROR_TYPES
 from proxy.translate.prompt import MUST_END, MUST_START
 from tests.fakes.factories import legacy_body, message

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from proxy.app import create_app
-from proxy.config import Settings, check_value
-from proxy.route_tables import parse_routes
-from proxy.routes import fingerprint
+from proxy.config.settings import Settings, check_value
+from proxy.edge.app import create_app
+from proxy.rollout.route_tables import parse_routes
+from proxy.rollout.routes import bucket, fingerprint
 from tests.fakes.factories import CANARY_ROUTE, legacy_body, message
 
 KEY = "sk-ant-migration-0123456789"
@@ -191,9 +191,7 @@ async def test_canary_sends_the_callers_share_to_the_secondary(bridge):
     assert all(len(seen) == 1 for seen in arms.values())  # sticky
     secondary = {c for c, seen in arms.items() if seen == {("secondary", "translate")}}
     expected = {
-        fingerprint(k.encode())
-        for k in keys
-        if __import__("proxy.routes").routes.bucket("canary", fingerprint(k.encode())) < 30
+        fingerprint(k.encode()) for k in keys if bucket("canary", fingerprint(k.encode())) < 30
     }
     assert secondary == expected and 0 < len(secondary) < len(keys)
     assert len(upstream.calls(host="new")) == 2 * len(secondary)

@@ -5,9 +5,9 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from proxy.app import create_app
-from proxy.config import Settings
-from proxy.retry import RetryBudget, backoff, retry_after, should_retry_status
+from proxy.config.settings import Settings
+from proxy.edge.app import create_app
+from proxy.upstream.retry import RetryBudget, backoff, retry_after, should_retry_status
 from tests.fakes.factories import legacy_body, message
 
 V2 = {"anthropic-version": "2023-06-01", "x-api-key": "k"}

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from proxy.app import create_app
-from proxy.config import Settings
+from proxy.config.settings import Settings
+from proxy.edge.app import create_app
 from tests.fakes.factories import legacy_body
 from tests.fakes.gated_upstream import GatedUpstream
 from tests.fakes.servers import serving

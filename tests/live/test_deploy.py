@@ -17,9 +17,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from proxy.config import KEYS, Settings, env_name, from_environ
-from proxy.config_file import from_file
-from proxy.metrics import Metrics
+from proxy.config.file import from_file
+from proxy.config.settings import KEYS, Settings, env_name, from_environ
+from proxy.obs.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -10,8 +10,8 @@ import time
 import httpx
 import pytest
 
-from proxy.app import create_app
-from proxy.config import Settings
+from proxy.config.settings import Settings
+from proxy.edge.app import create_app
 from tests.fakes.factories import legacy_body
 from tests.fakes.gated_upstream import HEAD, GatedUpstream
 from tests.fakes.raw_client import Connection, head

@@ -2,7 +2,7 @@
 
 - A request head (request line and headers) over 64 KiB, or with more than 256 fields,
   is answered 431 in the legacy envelope before more than the bound is read (uvicorn
-  with httptools reads any amount: proxy/limits.py); a head of exactly the bound is
+  with httptools reads any amount: proxy/edge/limits.py); a head of exactly the bound is
   served, and the bound is per request on a kept-alive connection.
 - A body over max_body_bytes is answered 413 while the client is still sending it,
   declared with content-length or chunked, and never buffered past the limit.
@@ -21,9 +21,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from proxy.app import create_app
-from proxy.config import Settings
-from proxy.limits import MAX_HEAD_BYTES, MAX_HEADER_FIELDS, BoundedHttpToolsProtocol
+from proxy.config.settings import Settings
+from proxy.edge.app import create_app
+from proxy.edge.limits import MAX_HEAD_BYTES, MAX_HEADER_FIELDS, BoundedHttpToolsProtocol
 from tests.fakes.factories import legacy_body, message
 from tests.fakes.raw_client import BOUND, Connection, head
 from tests.fakes.servers import bridge_process, serving

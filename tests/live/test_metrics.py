@@ -9,10 +9,10 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
-from proxy.app import create_app
-from proxy.config import Settings, check_value
-from proxy.metrics import MAX_ROUTES, Metrics
-from proxy.route_tables import parse_routes
+from proxy.config.settings import Settings, check_value
+from proxy.edge.app import create_app
+from proxy.obs.metrics import MAX_ROUTES, Metrics
+from proxy.rollout.route_tables import parse_routes
 from tests.fakes.factories import CANARY_ROUTE, legacy_body, message
 from tests.fakes.servers import bridge_process, serving
 from tests.fakes.sse import event as sse_event

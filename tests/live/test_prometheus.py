@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 
-from proxy.routes import bucket, fingerprint
+from proxy.rollout.routes import bucket, fingerprint
 from tests.fakes.factories import legacy_body
 from tests.fakes.servers import BridgeProcess, bridge_process, free_port, serving
 from tests.fakes.upstream import create_fake_upstream, words

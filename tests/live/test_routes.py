@@ -11,10 +11,10 @@ import zlib
 
 import pytest
 
-from proxy.config import check_value
-from proxy.route_tables import RouteError, parse_routes
-from proxy.routes import DEFAULT_ROUTE, Call, bucket, choose, fingerprint
-from proxy.shadow import Capture, compare, legacy_answer
+from proxy.config.settings import check_value
+from proxy.rollout.route_tables import RouteError, parse_routes
+from proxy.rollout.routes import DEFAULT_ROUTE, Call, bucket, choose, fingerprint
+from proxy.rollout.shadow import Capture, compare, legacy_answer
 
 CANARY = {
     "name": "canary",
@@ -98,7 +98,7 @@ def test_canary_sticky_by_user_falls_back_to_the_key():
 
 def test_the_bucket_is_the_same_in_every_process():
     """A replica or a restart puts a caller in the same bucket: no per-process hashing."""
-    code = "from proxy.routes import bucket; print(repr(bucket('canary', 'abc')))"
+    code = "from proxy.rollout.routes import bucket; print(repr(bucket('canary', 'abc')))"
     seen = set()
     for seed in ("1", "2", "random"):
         env = {**os.environ, "PYTHONHASHSEED": seed}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from proxy.errors import InvalidRequest
-from proxy.upstream_path import MAX_DECODINGS, upstream_target
+from proxy.upstream.path import MAX_DECODINGS, upstream_target
 from tests.fakes.raw_client import Connection, head
 from tests.fakes.raw_server import RawServer
 from tests.fakes.servers import bridge_process

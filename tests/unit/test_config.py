@@ -1,7 +1,7 @@
 import pytest
 
-from proxy.config import ConfigError, Settings, apply, env_name, from_environ
-from proxy.config_file import from_file
+from proxy.config.file import from_file
+from proxy.config.settings import ConfigError, Settings, apply, env_name, from_environ
 
 
 def test_defaults():

@@ -6,7 +6,7 @@ import warnings
 import pytest
 import structlog
 
-from proxy.log import configure_logging
+from proxy.obs.log import configure_logging
 
 
 @pytest.fixture

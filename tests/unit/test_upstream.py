@@ -3,8 +3,8 @@ import httpx
 import pytest
 
 from proxy.errors import UpstreamTimeout, UpstreamUnreachable
-from proxy.upstream_answer import upstream_error
-from proxy.upstream_headers import passthrough_headers, relayed_headers, translated_headers
+from proxy.upstream.answer import upstream_error
+from proxy.upstream.headers import passthrough_headers, relayed_headers, translated_headers
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from itertools import pairwise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from proxy.config.models import ModelTable
 from proxy.errors import InvalidRequest
-from proxy.models import ModelTable
 from proxy.translate.prompt import parse_prompt
 from proxy.translate.request import translate_request
 from proxy.translate.stream import CompletionStream

@@ -1,7 +1,7 @@
 import pytest
 
+from proxy.config.models import Capabilities, ModelTable
 from proxy.errors import InvalidRequest
-from proxy.models import Capabilities, ModelTable
 from proxy.translate.request import MAX_STOP_SEQUENCES, translate_request
 from tests.fakes.factories import legacy_body
 

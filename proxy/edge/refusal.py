@@ -1,4 +1,4 @@
-"""A refusal the server answers itself, before or instead of the app (proxy/limits.py):
+"""A refusal the server answers itself, before or instead of the app (proxy/edge/limits.py):
 its status and legacy error envelope, and the bytes of the answer, which always closes
 the connection.
 """

@@ -5,15 +5,15 @@ before the first byte is relayed with its status and envelope)."""
 import orjson
 import structlog
 
-from proxy.downstream import JSON, Client
+from proxy.edge.downstream import JSON, Client
+from proxy.edge.exchange import INTERNAL, Exchange
 from proxy.errors import BadUpstreamResponse, BridgeError, error_type_for_status
-from proxy.exchange import INTERNAL, Exchange
 from proxy.translate.request import Translation
 from proxy.translate.response import dumps, error_envelope, message_to_completion
 from proxy.translate.stream import CompletionStream, Phase
-from proxy.upstream import Upstream
-from proxy.upstream_answer import Answer, closing
-from proxy.upstream_headers import RawHeaders, relayed_headers, translated_headers
+from proxy.upstream.answer import Answer, closing
+from proxy.upstream.client import Upstream
+from proxy.upstream.headers import RawHeaders, relayed_headers, translated_headers
 
 SSE = (b"content-type", b"text/event-stream; charset=utf-8")
 NO_CACHE = (b"cache-control", b"no-cache")

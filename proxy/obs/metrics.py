@@ -3,7 +3,7 @@
 `Metrics.observe(event, facts)` takes what the bridge logs for a request (or a shadow
 comparison, or a config reload) and updates counters and histograms in its own
 registry; `GET /metrics` renders them. Every label value comes from a closed set
-(proxy/metric_labels.py; unknown values become "other"; route names, which come from
+(proxy/obs/metric_labels.py; unknown values become "other"; route names, which come from
 config, are capped), so no client can grow the series count. A bad fact is skipped,
 never raised: a metrics bug must not fail a request.
 """
@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from proxy.errors import error_type_for_status
-from proxy.metric_labels import (
+from proxy.obs.metric_labels import (
     ADAPTATIONS,
     ARMS,
     ERROR_TYPES,
@@ -42,7 +42,7 @@ from proxy.metric_labels import (
     to_seconds,
     token_count,
 )
-from proxy.routes import Route
+from proxy.rollout.routes import Route
 
 PREFIX = "complete_bridge_"
 MAX_ROUTES = 100

@@ -1,16 +1,16 @@
 """Settings: one frozen object, built from injected mappings (only the CLI reads the
 environment). Sources in rising precedence: defaults, the TOML file, BRIDGE_* variables,
 command-line flags. A bad value fails naming its key and the value. The file is read by
-proxy/config_file.py."""
+proxy/config/file.py."""
 
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from proxy.models import ModelTable
-from proxy.routes import Route
-from proxy.toml_lines import KeyPath
+from proxy.config.models import ModelTable
+from proxy.config.toml_lines import KeyPath
+from proxy.rollout.routes import Route
 
 DEMO_UPSTREAM = "demo:"
 

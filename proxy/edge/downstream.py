@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Send
 
+from proxy.edge.inflight import Hold
 from proxy.errors import BridgeError, RequestTooLarge, ShuttingDown
-from proxy.inflight import Hold
 from proxy.translate.response import dumps, error_envelope
-from proxy.upstream_headers import RawHeaders
+from proxy.upstream.headers import RawHeaders
 
 JSON = (b"content-type", b"application/json")
 # Statuses whose answers never have a body (RFC 9110 6.4.1): the framing headers an

@@ -8,10 +8,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from proxy.config import ConfigError, Settings, apply, check_value
-from proxy.models import Capabilities, ModelTable
-from proxy.route_tables import RouteError, parse_routes
-from proxy.toml_lines import KeyPath, key_lines, line_of
+from proxy.config.models import Capabilities, ModelTable
+from proxy.config.settings import ConfigError, Settings, apply, check_value
+from proxy.config.toml_lines import KeyPath, key_lines, line_of
+from proxy.rollout.route_tables import RouteError, parse_routes
 
 
 def from_file(settings: Settings, path: Path) -> Settings:

@@ -10,8 +10,8 @@ public port (the usual Kubernetes layout: only the pod network reaches metrics_p
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from proxy.bridge import Bridge, admit
-from proxy.downstream import Client
+from proxy.edge.bridge import Bridge, admit
+from proxy.edge.downstream import Client
 from proxy.errors import BridgeError, NotFound
 
 

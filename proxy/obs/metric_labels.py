@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from proxy.errors import ERROR_TYPES as ERROR_STATUSES
-from proxy.routes import DEFAULT_ROUTE, FORCED, UNROUTED, Route
+from proxy.rollout.routes import DEFAULT_ROUTE, FORCED, UNROUTED, Route
 
 OTHER = "other"
 ARMS = frozenset({"primary", "secondary"})

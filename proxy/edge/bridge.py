@@ -9,11 +9,11 @@ from typing import Any
 import structlog
 from starlette.datastructures import Headers
 
+from proxy.edge.inflight import InflightBytes
 from proxy.errors import Unauthorized
-from proxy.inflight import InflightBytes
-from proxy.metrics import Metrics
-from proxy.runtime import Runtime, UpstreamPool
-from proxy.shadow import Shadows
+from proxy.obs.metrics import Metrics
+from proxy.rollout.runtime import Runtime, UpstreamPool
+from proxy.rollout.shadow import Shadows
 
 
 class Bridge:

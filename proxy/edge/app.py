@@ -14,14 +14,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from proxy.bridge import Bridge
-from proxy.config import Settings
-from proxy.handlers import CompleteEndpoint
-from proxy.metrics import Metrics
-from proxy.passthrough import PassthroughEndpoint
-from proxy.reload import Reloader
-from proxy.runtime import Runtime, UpstreamPool
-from proxy.scrape import MetricsEndpoint, MetricsListener
+from proxy.config.settings import Settings
+from proxy.edge.bridge import Bridge
+from proxy.edge.complete import CompleteEndpoint
+from proxy.edge.passthrough import PassthroughEndpoint
+from proxy.edge.reload import Reloader
+from proxy.edge.scrape import MetricsEndpoint, MetricsListener
+from proxy.obs.metrics import Metrics
+from proxy.rollout.runtime import Runtime, UpstreamPool
 from proxy.translate.response import dumps, error_envelope
 
 

@@ -36,9 +36,9 @@ import structlog
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from proxy.config import Settings
-from proxy.refusal import Refusal
-from proxy.serving_limits import ConnectionLimits
+from proxy.config.settings import Settings
+from proxy.edge.refusal import Refusal
+from proxy.edge.serving_limits import ConnectionLimits
 
 MAX_HEAD_BYTES = 64 * 1024  # Envoy's default is 60 KiB, Node's 16 KiB
 MAX_HEADER_FIELDS = 256  # SDK requests carry about 15

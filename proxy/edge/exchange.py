@@ -6,10 +6,10 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
-from proxy.config import Settings
-from proxy.downstream import Client
-from proxy.runtime import Runtime, Target
-from proxy.shadow import Capture
+from proxy.config.settings import Settings
+from proxy.edge.downstream import Client
+from proxy.rollout.runtime import Runtime, Target
+from proxy.rollout.shadow import Capture
 from proxy.wire import ErrorDetail
 
 INTERNAL: ErrorDetail = {

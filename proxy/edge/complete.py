@@ -1,6 +1,6 @@
 """`POST /v1/complete`: the call read, admitted and routed, then answered by its arm:
-translated (proxy/translate_arm.py) or passed on as it came (the other paths:
-proxy/passthrough.py).
+translated (proxy/edge/translate_arm.py) or passed on as it came (the other paths:
+proxy/edge/passthrough.py).
 
 Each request ends in one canonical log line. A client that hangs up cancels the work,
 which closes the upstream request at once (nobody pays for tokens no one will read).
@@ -13,21 +13,21 @@ import structlog
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from proxy.access import presented_key
-from proxy.bridge import Bridge, admit
-from proxy.downstream import Client, ClientGone, refuse_declared_over
+from proxy.config.access import presented_key
+from proxy.edge.bridge import Bridge, admit
+from proxy.edge.downstream import Client, ClientGone, refuse_declared_over
+from proxy.edge.exchange import INTERNAL, Exchange
+from proxy.edge.inflight import Hold
+from proxy.edge.passthrough import relay
+from proxy.edge.translate_arm import forward
 from proxy.errors import BridgeError, RequestTooLarge, error_type_for_status
-from proxy.exchange import INTERNAL, Exchange
-from proxy.inflight import Hold
-from proxy.passthrough import relay
-from proxy.routes import UNROUTED, Call, Choice, choose, fingerprint
-from proxy.runtime import Runtime, Target
-from proxy.shadow import Capture, ShadowCall
+from proxy.rollout.routes import UNROUTED, Call, Choice, choose, fingerprint
+from proxy.rollout.runtime import Runtime, Target
+from proxy.rollout.shadow import Capture, ShadowCall
 from proxy.translate.body import load_body
 from proxy.translate.request import Translation, translate_request
 from proxy.translate.response import dumps
-from proxy.translate_arm import forward
-from proxy.upstream_headers import passthrough_headers
+from proxy.upstream.headers import passthrough_headers
 
 
 class CompleteEndpoint:

@@ -4,7 +4,7 @@ Runtime and swaps it in whole; a request keeps the Runtime it started with.
 
 Upstream clients outlive a generation when a new one asks for the same upstream with the
 same timeouts (the pool reuses them); one no live generation uses is closed once the
-requests of the generations that used it are done (see proxy/reload.py).
+requests of the generations that used it are done (see proxy/edge/reload.py).
 """
 
 from collections.abc import Iterable, Mapping
@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 
-from proxy.access import CREDENTIALS, Access, read_secret
-from proxy.config import ConfigError, Settings
-from proxy.routes import Arm, Route
-from proxy.upstream import Upstream
-from proxy.upstream_headers import RawHeaders
+from proxy.config.access import CREDENTIALS, Access, read_secret
+from proxy.config.settings import ConfigError, Settings
+from proxy.rollout.routes import Arm, Route
+from proxy.upstream.client import Upstream
+from proxy.upstream.headers import RawHeaders
 
 # What an Upstream is made of: two arms that agree on these share one client.
 _UPSTREAM_FIELDS = (

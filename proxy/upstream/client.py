@@ -2,8 +2,8 @@
 
 On the network the client is aiohttp, used directly: per request it costs a fraction of
 httpx's (see bench/README.md). An httpx transport can stand in for the network,
-behind the same `Answer` (proxy/upstream_answer.py). What headers may cross is
-proxy/upstream_headers.py.
+behind the same `Answer` (proxy/upstream/answer.py). What headers may cross is
+proxy/upstream/headers.py.
 """
 
 import asyncio
@@ -14,11 +14,9 @@ import aiohttp
 import httpx
 import structlog
 
-from proxy.config import DEMO_UPSTREAM, Settings
+from proxy.config.settings import DEMO_UPSTREAM, Settings
 from proxy.errors import BadUpstreamResponse, BridgeError, UpstreamTimeout, UpstreamUnreachable
-from proxy.pool import Pool
-from proxy.retry import RetryBudget, backoff, retry_after, should_retry_status
-from proxy.upstream_answer import (
+from proxy.upstream.answer import (
     UPSTREAM_ERRORS,
     Answer,
     closing,
@@ -26,7 +24,9 @@ from proxy.upstream_answer import (
     from_httpx,
     upstream_error,
 )
-from proxy.upstream_headers import RawHeaders, has_invalid_header
+from proxy.upstream.headers import RawHeaders, has_invalid_header
+from proxy.upstream.pool import Pool
+from proxy.upstream.retry import RetryBudget, backoff, retry_after, should_retry_status
 
 # What an upstream may answer with. aiohttp reads informational 1xx answers past (but a
 # 101), and hands on any three digits; HTTP has no final status outside these.
@@ -41,7 +41,7 @@ class Upstream:
     ) -> None:
         base_url, owned = settings.upstream_url, None
         if base_url == DEMO_UPSTREAM:
-            from proxy.demo import DemoTransport
+            from proxy.upstream.demo import DemoTransport
 
             owned = None if transport else DemoTransport()
             base_url, transport = "http://demo.invalid", transport or owned
@@ -101,7 +101,7 @@ class Upstream:
         `target` is the path and query, as the client sent them; `raw` keeps the body
         content-encoded as the upstream sent it (httpx transports decode it otherwise;
         aiohttp never decodes, and the bridge asks for no encoding the client did not).
-        A body held in memory may be sent again (see proxy/retry.py); a streamed one is
+        A body held in memory may be sent again (see proxy/upstream/retry.py); a streamed one is
         sent once."""
         self._budget.deposit()
         attempt = 0

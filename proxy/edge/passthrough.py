@@ -7,14 +7,14 @@ import structlog
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from proxy.bridge import Bridge, admit
-from proxy.downstream import Client, ClientGone, refuse_declared_over
+from proxy.edge.bridge import Bridge, admit
+from proxy.edge.downstream import Client, ClientGone, refuse_declared_over
 from proxy.errors import BridgeError
-from proxy.shadow import Capture
-from proxy.upstream import Upstream
-from proxy.upstream_answer import Answer, closing
-from proxy.upstream_headers import passthrough_headers
-from proxy.upstream_path import upstream_target
+from proxy.rollout.shadow import Capture
+from proxy.upstream.answer import Answer, closing
+from proxy.upstream.client import Upstream
+from proxy.upstream.headers import passthrough_headers
+from proxy.upstream.path import upstream_target
 
 
 async def relay(

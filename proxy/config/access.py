@@ -11,7 +11,7 @@ import hmac
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from proxy.config import ConfigError, Settings
+from proxy.config.settings import ConfigError, Settings
 
 RawHeaders = list[tuple[bytes, bytes]]
 

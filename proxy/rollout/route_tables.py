@@ -8,7 +8,7 @@ are checked as the global settings of the same names. Pure: the check is injecte
 from collections.abc import Callable
 from typing import Any
 
-from proxy.routes import Arm, Match, Route
+from proxy.rollout.routes import Arm, Match, Route
 
 MODES = ("translate", "passthrough", "canary", "shadow")
 ARM_MODES = ("translate", "passthrough")
@@ -24,7 +24,7 @@ ARM_OVERRIDES = (
 )
 
 
-KeyPath = tuple[str | int, ...]  # as proxy/toml_lines.py: ("routes", 0, "match", "model")
+KeyPath = tuple[str | int, ...]  # as proxy/config/toml_lines.py: ("routes", 0, "match", "model")
 
 
 class RouteError(ValueError):

@@ -1,7 +1,7 @@
 """The connection limits the bridge serves with: the settings' bounds on one client
 connection and on how many are open, fitted to the process's open-files limit (raised
 as far as it may go) so that every connection the bridge accepts is one it can hold.
-proxy/limits.py enforces them.
+proxy/edge/limits.py enforces them.
 """
 
 import resource
@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 import structlog
 
-from proxy.config import Settings
+from proxy.config.settings import Settings
 
 SPARE_FILES = 64  # open files kept for what is not a connection: logs, the listener, epoll
 NO_FILE_LIMIT = 1 << 20  # Linux's default nr_open, the most a soft limit can be

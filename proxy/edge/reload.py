@@ -12,10 +12,10 @@ from pathlib import Path
 
 import structlog
 
-from proxy.bridge import Bridge
-from proxy.config import ConfigError, Settings
-from proxy.config_file import locate
-from proxy.runtime import Runtime
+from proxy.config.file import locate
+from proxy.config.settings import ConfigError, Settings
+from proxy.edge.bridge import Bridge
+from proxy.rollout.runtime import Runtime
 
 POLL_SECONDS = 1.0
 

@@ -1,5 +1,5 @@
 """Routes: which way each legacy call goes (the config file's [[routes]], read by
-`proxy/route_tables.py`), and `choose`, which picks a call's route and arm.
+`proxy/rollout/route_tables.py`), and `choose`, which picks a call's route and arm.
 
 A route matches on the legacy model, the caller's key fingerprint, `metadata.user_id`
 or a request header (all it names must match; first match wins; a call no route

@@ -16,12 +16,12 @@ import orjson
 import structlog
 
 from proxy.errors import BadUpstreamResponse, BridgeError, error_type_for_status
-from proxy.runtime import Runtime, Target
+from proxy.rollout.runtime import Runtime, Target
 from proxy.translate.request import translate_request
 from proxy.translate.response import dumps, message_to_completion
 from proxy.translate.sse import ServerSentEvent, SSEDecoder
-from proxy.upstream_answer import closing
-from proxy.upstream_headers import RawHeaders, passthrough_headers, translated_headers
+from proxy.upstream.answer import closing
+from proxy.upstream.headers import RawHeaders, passthrough_headers, translated_headers
 
 MAX_SHADOWS = 64
 

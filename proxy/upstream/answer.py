@@ -9,7 +9,7 @@ import aiohttp
 import httpx
 
 from proxy.errors import BridgeError, UpstreamTimeout, UpstreamUnreachable
-from proxy.upstream_headers import RawHeaders
+from proxy.upstream.headers import RawHeaders
 
 # The most one read of an upstream body hands on: what is translated and written at once.
 READ_SIZE = 64 * 1024

@@ -1,0 +1,1 @@
+"""Observability: the structured log and the Prometheus metrics fed by its facts."""
