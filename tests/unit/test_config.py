@@ -1,10 +1,12 @@
+from pathlib import Path
+
 import pytest
 
 from proxy.config.file import from_file
 from proxy.config.settings import ConfigError, Settings, apply, env_name, from_environ
 
 
-def test_defaults():
+def test_defaults() -> None:
     """Out of the box: the real API, loopback, port 8080, minutes-long read timeout."""
     s = Settings()
     assert (s.upstream_url, s.host, s.port) == ("https://api.anthropic.com", "127.0.0.1", 8080)
@@ -12,7 +14,7 @@ def test_defaults():
     assert s.echo_model and not s.log_text
 
 
-def test_environment_values_are_parsed():
+def test_environment_values_are_parsed() -> None:
     """BRIDGE_* variables set every key, parsed to their types."""
     env = {
         "BRIDGE_UPSTREAM_URL": "http://127.0.0.1:9/",
@@ -53,13 +55,13 @@ def test_environment_values_are_parsed():
         ),
     ],
 )
-def test_bad_values_name_the_key_and_value(key, value, message):
+def test_bad_values_name_the_key_and_value(key: str, value: str, message: str) -> None:
     """A bad value fails naming where it came from and what it should be."""
     with pytest.raises(ConfigError, match="^" + message.replace("(", r"\(").replace("?", r"\?")):
         from_environ(Settings(), {env_name(key): value})
 
 
-def test_toml_file(tmp_path):
+def test_toml_file(tmp_path: Path) -> None:
     """The TOML file uses the same keys, with native types."""
     path = tmp_path / "bridge.toml"
     path.write_text('upstream_url = "demo:"\nport = 9001\necho_model = false\n')
@@ -76,7 +78,7 @@ def test_toml_file(tmp_path):
         ("port = 1\nname = = 2", "{path}:2: not valid TOML"),
     ],
 )
-def test_bad_toml(tmp_path, text, message):
+def test_bad_toml(tmp_path: Path, text: str, message: str) -> None:
     """File errors name the file, the line and the key."""
     path = tmp_path / "bridge.toml"
     path.write_text(text)
@@ -85,19 +87,19 @@ def test_bad_toml(tmp_path, text, message):
     assert str(caught.value).startswith(message.format(path=path))
 
 
-def test_missing_file(tmp_path):
+def test_missing_file(tmp_path: Path) -> None:
     """A config file that is not there is named."""
     with pytest.raises(ConfigError, match="cannot read it"):
         from_file(Settings(), tmp_path / "nope.toml")
 
 
-def test_apply_uses_the_source_naming():
+def test_apply_uses_the_source_naming() -> None:
     """Flags are named as flags."""
     with pytest.raises(ConfigError, match=r"^--port: "):
         apply(Settings(), {"port": "x"}, lambda key: "--" + key)
 
 
-def test_model_table_in_the_file(tmp_path):
+def test_model_table_in_the_file(tmp_path: Path) -> None:
     """[aliases] go before the built-in ones; [capabilities.MODEL] add or replace entries."""
     path = tmp_path / "bridge.toml"
     path.write_text(
@@ -136,7 +138,7 @@ def test_model_table_in_the_file(tmp_path):
         ),
     ],
 )
-def test_bad_model_table(tmp_path, text, message):
+def test_bad_model_table(tmp_path: Path, text: str, message: str) -> None:
     """Model table mistakes name the table and key."""
     path = tmp_path / "bridge.toml"
     path.write_text(text)
@@ -146,7 +148,7 @@ def test_bad_model_table(tmp_path, text, message):
 
 
 @pytest.mark.parametrize("text", ["port = inf", "max_body_bytes = -inf", "retries = nan"])
-def test_infinite_numbers_are_config_errors(tmp_path, text):
+def test_infinite_numbers_are_config_errors(tmp_path: Path, text: str) -> None:
     """Regression: int(inf) raised OverflowError past the checks, which ended the reload
     watcher and made check-config print a traceback."""
     path = tmp_path / "bridge.toml"
@@ -156,7 +158,7 @@ def test_infinite_numbers_are_config_errors(tmp_path, text):
 
 
 @pytest.mark.parametrize("key", ["upstream_key", "client_keys"])
-def test_a_key_written_into_the_file_is_not_echoed(tmp_path, key):
+def test_a_key_written_into_the_file_is_not_echoed(tmp_path: Path, key: str) -> None:
     """A key pasted where a reference belongs is refused without showing it (a reload
     would put the message in the log)."""
     path = tmp_path / "bridge.toml"

@@ -25,7 +25,7 @@ def imported_roots(path: Path) -> set[str]:
     return {module.split(".")[0] for module in imported_modules(path)}
 
 
-def test_translation_core_imports_no_io():
+def test_translation_core_imports_no_io() -> None:
     """proxy/translate is sans-I/O: it never imports a network, server or logging library."""
     files = list(Path(proxy.translate.__file__).parent.glob("*.py"))
     assert len(files) >= 7
@@ -33,7 +33,7 @@ def test_translation_core_imports_no_io():
         assert not imported_roots(path) & IO_LIBRARIES, path.name
 
 
-def test_core_imports_only_itself_and_the_shared_vocabulary():
+def test_core_imports_only_itself_and_the_shared_vocabulary() -> None:
     """proxy/translate depends on no other part of the bridge: not the edge, the upstream,
     rollout, observability or the settings (docs/architecture.md)."""
     files = list(Path(proxy.translate.__file__).parent.glob("*.py"))
@@ -47,7 +47,7 @@ def test_core_imports_only_itself_and_the_shared_vocabulary():
     assert not imported_modules(Path(proxy.config.__file__))
 
 
-def test_core_has_no_await():
+def test_core_has_no_await() -> None:
     """No coroutine in the core: it is testable without an event loop."""
     for path in Path(proxy.translate.__file__).parent.glob("*.py"):
         tree = ast.parse(path.read_text())

@@ -2,6 +2,7 @@ import io
 import json
 import logging
 import warnings
+from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -10,7 +11,7 @@ from proxy.obs.log import configure_logging
 
 
 @pytest.fixture
-def restore_structlog():
+def restore_structlog() -> Iterator[None]:
     handlers = logging.root.handlers[:]
     yield
     structlog.reset_defaults()
@@ -19,7 +20,7 @@ def restore_structlog():
 
 
 @pytest.mark.usefixtures("restore_structlog")
-def test_json_lines_when_not_a_terminal():
+def test_json_lines_when_not_a_terminal() -> None:
     """`auto` on a non-terminal writes one JSON object per line with level and UTC time."""
     out = io.StringIO()
     configure_logging("auto", stream=out)
@@ -30,7 +31,7 @@ def test_json_lines_when_not_a_terminal():
 
 
 @pytest.mark.usefixtures("restore_structlog")
-def test_console_format_is_not_json():
+def test_console_format_is_not_json() -> None:
     """`console` is for people: not JSON."""
     out = io.StringIO()
     configure_logging("console", stream=out)
@@ -41,7 +42,7 @@ def test_console_format_is_not_json():
 
 
 @pytest.mark.usefixtures("restore_structlog")
-def test_exceptions_are_one_json_line():
+def test_exceptions_are_one_json_line() -> None:
     """A logged exception stays inside its JSON line, and odd values do not break it."""
     out = io.StringIO()
     configure_logging("json", stream=out)
@@ -56,7 +57,7 @@ def test_exceptions_are_one_json_line():
 
 
 @pytest.mark.usefixtures("restore_structlog")
-def test_standard_library_records_are_json_lines_too():
+def test_standard_library_records_are_json_lines_too() -> None:
     """uvicorn's messages (stdlib logging) and Python's warnings come out as JSON lines in
     the same stream, the message as the event, the logger named."""
     out = io.StringIO()

@@ -29,14 +29,16 @@ from proxy.upstream.headers import passthrough_headers, relayed_headers, transla
         (aiohttp.ClientPayloadError(), UpstreamUnreachable, "upstream connection lost"),
     ],
 )
-def test_upstream_errors_map_by_what_really_happened(exc, kind, message):
+def test_upstream_errors_map_by_what_really_happened(
+    exc: Exception, kind: type[Exception], message: str
+) -> None:
     """Unreachable and lost are 502 api_error, too slow is 504 timeout_error."""
     error = upstream_error(exc)
     assert type(error) is kind
     assert error.message == message
 
 
-def test_translated_headers_forward_only_the_allow_list():
+def test_translated_headers_forward_only_the_allow_list() -> None:
     """Keys, beta flags and user agent go upstream; the version is always 2023-06-01."""
     raw = [
         (b"x-api-key", b"k"),
@@ -56,7 +58,7 @@ def test_translated_headers_forward_only_the_allow_list():
     ]
 
 
-def test_passthrough_drops_hop_by_hop_and_spoofable_headers():
+def test_passthrough_drops_hop_by_hop_and_spoofable_headers() -> None:
     """Hop-by-hop headers (also those `connection` names), Host, and what a client could
     claim about who is calling never cross the bridge."""
     raw = [
@@ -76,7 +78,7 @@ def test_passthrough_drops_hop_by_hop_and_spoofable_headers():
     assert passthrough_headers(raw) == [(b"x-a", b"1"), (b"anthropic-beta", b"b")]
 
 
-def test_relayed_headers():
+def test_relayed_headers() -> None:
     """request-id, retry headers and rate-limit headers come back; others do not."""
     response = httpx.Response(
         200,

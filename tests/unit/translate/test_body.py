@@ -9,7 +9,7 @@ TOO_MANY = (
 )
 
 
-def test_a_body_is_a_json_object():
+def test_a_body_is_a_json_object() -> None:
     assert load_body(bytearray(b'{"model": "m", "stop_sequences": ["a", "b"]}')) == {
         "model": "m",
         "stop_sequences": ["a", "b"],
@@ -30,19 +30,19 @@ def test_a_body_is_a_json_object():
         [[[[]]]] * (MAX_JSON_VALUES // 3),
     ],
 )
-def test_a_body_of_too_many_values_is_refused_before_it_is_parsed(junk):
+def test_a_body_of_too_many_values_is_refused_before_it_is_parsed(junk: list[object]) -> None:
     with pytest.raises(InvalidRequest, match=TOO_MANY):
         load_body(orjson.dumps({"model": "m", "junk": junk}))
 
 
-def test_commas_quotes_and_brackets_inside_strings_do_not_count():
+def test_commas_quotes_and_brackets_inside_strings_do_not_count() -> None:
     """A long prose prompt full of commas, quotes and escapes is one value."""
     text = 'a, b, "c" [d] {e} \\ ' * (MAX_JSON_VALUES * 2)
     body = orjson.dumps({"model": "m", "prompt": text, "stop_sequences": ["x"] * 100})
     assert load_body(body)["prompt"] == text
 
 
-def test_the_count_stops_at_a_string_left_open():
+def test_the_count_stops_at_a_string_left_open() -> None:
     """Invalid JSON is orjson's to refuse; the count does not run away on it."""
     body = b'{"prompt": "' + b", " * MAX_JSON_VALUES + b'\\"' * MAX_JSON_VALUES
     with pytest.raises(InvalidRequest, match=r"^request body is not valid JSON: "):

@@ -6,7 +6,7 @@ from proxy.errors import InvalidRequest
 from proxy.translate.prompt import MAX_MESSAGES, MUST_END, MUST_START, parse_prompt
 
 
-def test_single_turn():
+def test_single_turn() -> None:
     """A plain Human/Assistant prompt becomes one user message, turn text stripped."""
     conv = parse_prompt("\n\nHuman: Hello, world!\n\nAssistant:")
     assert conv.messages == [{"role": "user", "content": "Hello, world!"}]
@@ -15,21 +15,21 @@ def test_single_turn():
     assert conv.turns == 2
 
 
-def test_system_preamble():
+def test_system_preamble() -> None:
     """Text before the first Human turn is the system prompt."""
     conv = parse_prompt("You are terse.\n\nHuman: hi\n\nAssistant:")
     assert conv.system == "You are terse."
     assert conv.messages == [{"role": "user", "content": "hi"}]
 
 
-def test_prefill_is_the_final_assistant_text_without_trailing_whitespace():
+def test_prefill_is_the_final_assistant_text_without_trailing_whitespace() -> None:
     """Text after the last Assistant marker is a prefill, trailing whitespace removed."""
     conv = parse_prompt("\n\nHuman: JSON please\n\nAssistant: {  \n")
     assert conv.prefill == "{"
     assert conv.messages[-1] == {"role": "assistant", "content": "{"}
 
 
-def test_multi_turn_conversation_alternates():
+def test_multi_turn_conversation_alternates() -> None:
     """A conversation keeps its turns in order."""
     conv = parse_prompt("\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant:")
     assert conv.messages == [
@@ -40,13 +40,13 @@ def test_multi_turn_conversation_alternates():
     assert conv.turns == 4
 
 
-def test_consecutive_same_role_turns_are_merged():
+def test_consecutive_same_role_turns_are_merged() -> None:
     """Two Human turns in a row join with a blank line."""
     conv = parse_prompt("\n\nHuman: first\n\nHuman: second\n\nAssistant:")
     assert conv.messages == [{"role": "user", "content": "first\n\nsecond"}]
 
 
-def test_runs_of_each_role_merge_in_place():
+def test_runs_of_each_role_merge_in_place() -> None:
     """Every run of same-role turns becomes one message, wherever the run is."""
     conv = parse_prompt(
         "\n\nHuman: a\n\nHuman: b\n\nAssistant: c\n\nAssistant: d\n\nHuman: e\n\nAssistant:"
@@ -58,7 +58,7 @@ def test_runs_of_each_role_merge_in_place():
     ]
 
 
-def test_merging_a_long_run_takes_linear_time():
+def test_merging_a_long_run_takes_linear_time() -> None:
     """Regression (found fuzzing hostile input): merging grew the message with `+=`,
     quadratic in the run, so 400,000 Human turns in a row (a 4 MB prompt, well under the
     body limit) held the event loop for ~14 s; it now takes well under a second."""
@@ -68,13 +68,13 @@ def test_merging_a_long_run_takes_linear_time():
     assert conv.messages == [{"role": "user", "content": "\n\n".join(["a"] * 400_000)}]
 
 
-def test_empty_intermediate_assistant_turn_is_dropped_and_humans_merge():
+def test_empty_intermediate_assistant_turn_is_dropped_and_humans_merge() -> None:
     """An empty Assistant turn mid-prompt has no Messages form; its neighbours merge."""
     conv = parse_prompt("\n\nHuman: a\n\nAssistant:\n\nHuman: b\n\nAssistant:")
     assert conv.messages == [{"role": "user", "content": "a\n\nb"}]
 
 
-def test_empty_human_turns_are_dropped_too():
+def test_empty_human_turns_are_dropped_too() -> None:
     """griptape 0.23 writes an empty system text as an empty first Human turn; the old API
     answered such prompts, so empty Human turns are dropped like empty Assistant ones."""
     conv = parse_prompt("\n\nHuman: \n\nAssistant:\n\nHuman: Hello there\n\nAssistant:")
@@ -82,7 +82,7 @@ def test_empty_human_turns_are_dropped_too():
     assert conv.turns == 4 and conv.prefill is None
 
 
-def test_an_empty_human_turn_mid_prompt_merges_its_assistant_neighbours():
+def test_an_empty_human_turn_mid_prompt_merges_its_assistant_neighbours() -> None:
     """Dropping an empty Human turn joins the Assistant turns around it, then the prefill."""
     conv = parse_prompt("\n\nHuman: a\n\nAssistant: b\n\nHuman:\n\nAssistant: c")
     assert conv.messages == [
@@ -100,7 +100,9 @@ def test_an_empty_human_turn_mid_prompt_merges_its_assistant_neighbours():
         ("sys\n\nHuman:\n\nHuman:\n\nAssistant: Hi\n\nHuman: x\n\nAssistant:", 1),
     ],
 )
-def test_assistant_text_before_any_human_text_is_a_400_naming_the_empty_turn(prompt, empty):
+def test_assistant_text_before_any_human_text_is_a_400_naming_the_empty_turn(
+    prompt: str, empty: int
+) -> None:
     """Messages starts with the user: Assistant text whose Human turns were all empty
     cannot be sent, and nothing is invented or dropped to make it fit; the 400 names the
     first empty Human turn, as the old API's own wording for an empty turn did."""
@@ -108,39 +110,39 @@ def test_assistant_text_before_any_human_text_is_a_400_naming_the_empty_turn(pro
         parse_prompt(prompt)
 
 
-def test_assistant_turn_before_an_empty_last_one_is_a_prefill():
+def test_assistant_turn_before_an_empty_last_one_is_a_prefill() -> None:
     """When the conversation ends on an assistant message, Messages continues it."""
     conv = parse_prompt("\n\nHuman: a\n\nAssistant: b\n\nAssistant:")
     assert conv.prefill == "b"
 
 
-def test_leading_human_without_newlines_is_accepted():
+def test_leading_human_without_newlines_is_accepted() -> None:
     """The old API accepted a first turn written `Human:` with no blank line before it."""
     conv = parse_prompt("Human: hi\n\nAssistant:")
     assert conv.messages == [{"role": "user", "content": "hi"}]
     assert conv.system is None
 
 
-def test_trailing_spaces_are_ignored():
+def test_trailing_spaces_are_ignored() -> None:
     """The old API removed trailing spaces, so `Assistant: ` still ends the prompt."""
     assert parse_prompt("\n\nHuman: hi\n\nAssistant: ").prefill is None
 
 
-def test_literal_backslash_n_markers():
+def test_literal_backslash_n_markers() -> None:
     """TypeScript 0.61+ HUMAN_PROMPT is a literal backslash-n form; it is read as markers."""
     conv = parse_prompt("\\n\\nHuman: hi\\n\\nAssistant:")
     assert conv.literal_markers
     assert conv.messages == [{"role": "user", "content": "hi"}]
 
 
-def test_literal_markers_ignored_when_real_markers_exist():
+def test_literal_markers_ignored_when_real_markers_exist() -> None:
     """With a real marker present, backslash-n text is just text."""
     conv = parse_prompt("\n\nHuman: say \\n\\nAssistant: literally\n\nAssistant:")
     assert not conv.literal_markers
     assert conv.messages == [{"role": "user", "content": "say \\n\\nAssistant: literally"}]
 
 
-def test_leading_bare_human_is_a_real_marker():
+def test_leading_bare_human_is_a_real_marker() -> None:
     """A bare leading `Human:` is a real marker, so backslash-n text after it is just text."""
     conv = parse_prompt("Human: say '\\n\\nHuman:' please\n\nAssistant:")
     assert not conv.literal_markers
@@ -163,7 +165,7 @@ def test_leading_bare_human_is_a_real_marker():
         ),
     ],
 )
-def test_bad_prompts_get_the_legacy_wording(prompt, message):
+def test_bad_prompts_get_the_legacy_wording(prompt: str, message: str) -> None:
     """Bad prompts are 400s with the legacy API's wording, checked start, end, then empties."""
     with pytest.raises(InvalidRequest) as caught:
         parse_prompt(prompt)
@@ -171,13 +173,13 @@ def test_bad_prompts_get_the_legacy_wording(prompt, message):
     assert caught.value.status == 400
 
 
-def test_start_is_checked_before_end():
+def test_start_is_checked_before_end() -> None:
     """A prompt wrong at both ends reports the start first, as the legacy API did."""
     with pytest.raises(InvalidRequest, match="must start"):
         parse_prompt("no turns at all, no assistant either")
 
 
-def test_turns_past_the_cap_are_refused_naming_it():
+def test_turns_past_the_cap_are_refused_naming_it() -> None:
     """Each message costs memory whatever its text: a prompt of a million tiny turns
     would hold hundreds of MB. Past MAX_MESSAGES (after merging), a 400."""
     at_cap = "\n\nHuman: a\n\nAssistant: b" * (MAX_MESSAGES // 2) + "\n\nHuman: c\n\nAssistant:"
@@ -188,7 +190,7 @@ def test_turns_past_the_cap_are_refused_naming_it():
     assert len(conv.messages) == MAX_MESSAGES - 1
 
 
-def test_text_is_stripped_like_str_strip():
+def test_text_is_stripped_like_str_strip() -> None:
     """Turn texts are stripped without first copying them: the same as str.strip()."""
     conv = parse_prompt("  sys \u3000\n\nHuman: \u2003 a b \t\n\nAssistant:  \u00a0c\u00a0")
     assert conv.system == "sys"

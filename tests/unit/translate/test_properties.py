@@ -28,7 +28,7 @@ FIELDS = st.sampled_from(
 
 
 @given(PROMPTS)
-def test_any_prompt_parses_or_is_a_400(prompt):
+def test_any_prompt_parses_or_is_a_400(prompt: str) -> None:
     """No prompt raises anything but InvalidRequest; parsed ones fit the Messages rules."""
     try:
         conv = parse_prompt(prompt)
@@ -43,7 +43,7 @@ def test_any_prompt_parses_or_is_a_400(prompt):
 
 @given(st.dictionaries(FIELDS, JSON | PROMPTS, max_size=10))
 @settings(max_examples=300)
-def test_any_body_translates_or_is_a_400(body):
+def test_any_body_translates_or_is_a_400(body: dict[str, object]) -> None:
     """No body raises anything but InvalidRequest."""
     try:
         translate_request(body, ModelTable())
@@ -52,7 +52,7 @@ def test_any_body_translates_or_is_a_400(body):
 
 
 @given(st.binary(max_size=300), st.booleans())
-def test_any_upstream_bytes_end_the_stream_in_a_defined_way(data, v1):
+def test_any_upstream_bytes_end_the_stream_in_a_defined_way(data: bytes, v1: bool) -> None:
     """Garbage from the upstream never raises; the stream always ends finished or failed."""
     stream = CompletionStream(model="m", v1=v1, prefill=False, local_stops=["\n"])
     stream.feed(data)
@@ -68,7 +68,9 @@ EVENT_TYPES = st.sampled_from(
 
 @given(st.lists(st.tuples(EVENT_TYPES, st.dictionaries(st.text(max_size=8), JSON)), max_size=8))
 @settings(max_examples=300)
-def test_any_event_payloads_end_the_stream_in_a_defined_way(events):
+def test_any_event_payloads_end_the_stream_in_a_defined_way(
+    events: list[tuple[str, dict[str, object]]],
+) -> None:
     """Well-framed events with fields of any JSON type never raise out of the translator."""
     stream = CompletionStream(model="m", v1=False, prefill=False)
     for kind, data in events:
@@ -78,7 +80,7 @@ def test_any_event_payloads_end_the_stream_in_a_defined_way(events):
 
 
 @given(st.dictionaries(FIELDS, JSON | PROMPTS, max_size=10))
-def test_every_translated_body_serialises(body):
+def test_every_translated_body_serialises(body: dict[str, object]) -> None:
     """Whatever passes validation can be sent: the Messages body always encodes."""
     from proxy.translate.response import dumps
 

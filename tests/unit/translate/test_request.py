@@ -1,18 +1,20 @@
+from typing import Any
+
 import pytest
 
 from proxy.config.models import Capabilities, ModelTable
 from proxy.errors import InvalidRequest
-from proxy.translate.request import MAX_STOP_SEQUENCES, translate_request
+from proxy.translate.request import MAX_STOP_SEQUENCES, Translation, translate_request
 from tests.fakes.factories import legacy_body
 
 MODELS = ModelTable()
 
 
-def translate(**overrides):
+def translate(**overrides: Any) -> Translation:
     return translate_request(legacy_body(**overrides), MODELS)
 
 
-def test_minimal_body():
+def test_minimal_body() -> None:
     """The three required fields become model, messages and max_tokens; nothing else is added."""
     t = translate()
     assert t.body == {
@@ -46,44 +48,44 @@ def test_minimal_body():
         ("some-future-model", "some-future-model"),
     ],
 )
-def test_model_aliases(legacy, target):
+def test_model_aliases(legacy: str, target: str) -> None:
     """Retired legacy names map to current models; current and unknown names go through."""
     assert translate(model=legacy).body["model"] == target
 
 
-def test_a_route_target_replaces_the_model_table():
+def test_a_route_target_replaces_the_model_table() -> None:
     """A route's `model` is asked instead of the table's; the legacy name is kept."""
     t = translate_request(legacy_body(model="claude-instant-1"), MODELS, target="claude-opus-5")
     assert (t.body["model"], t.legacy_model) == ("claude-opus-5", "claude-instant-1")
 
 
-def test_every_default_alias_target_accepts_everything_a_legacy_prompt_carries():
+def test_every_default_alias_target_accepts_everything_a_legacy_prompt_carries() -> None:
     """The default targets have capability entries and accept prefill."""
     for _, target in MODELS.aliases:
         caps = MODELS.capabilities_of(target)
         assert caps is not None and caps.prefill
 
 
-def test_system_and_prefill():
+def test_system_and_prefill() -> None:
     """System text goes to `system`; a prefill is the final assistant message."""
     t = translate(prompt="Be brief.\n\nHuman: List\n\nAssistant: [")
     assert t.body["system"] == "Be brief."
     assert t.body["messages"][-1] == {"role": "assistant", "content": "["}
 
 
-def test_max_tokens_capped_at_the_model_output_limit():
+def test_max_tokens_capped_at_the_model_output_limit() -> None:
     """Legacy capped silently; Messages rejects, so the bridge caps and says so."""
     t = translate(max_tokens_to_sample=1_000_000)
     assert t.body["max_tokens"] == 64_000
     assert t.adaptations == ("capped_max_tokens:1000000->64000",)
 
 
-def test_unknown_model_is_not_capped():
+def test_unknown_model_is_not_capped() -> None:
     """A model the table does not know is left to the upstream to judge."""
     assert translate(model="x-model", max_tokens_to_sample=10**6).body["max_tokens"] == 10**6
 
 
-def test_optional_fields_copied_only_when_sent():
+def test_optional_fields_copied_only_when_sent() -> None:
     """Absent is not null: samplers, metadata and stream appear only when the client sent them."""
     t = translate(temperature=0.2, top_k=5, metadata={"user_id": "u1"}, stream=True)
     assert t.body["temperature"] == 0.2
@@ -94,42 +96,42 @@ def test_optional_fields_copied_only_when_sent():
     assert "top_p" not in t.body
 
 
-def test_stream_false_is_not_sent():
+def test_stream_false_is_not_sent() -> None:
     """`stream: false` is the default, so it is not written out."""
     assert "stream" not in translate(stream=False).body
 
 
-def test_null_user_id_is_kept():
+def test_null_user_id_is_kept() -> None:
     """metadata.user_id may be null in both APIs."""
     assert translate(metadata={"user_id": None}).body["metadata"] == {"user_id": None}
 
 
-def test_unknown_metadata_keys_dropped():
+def test_unknown_metadata_keys_dropped() -> None:
     """Messages metadata has only user_id; other keys are dropped and logged."""
     t = translate(metadata={"user_id": "u", "team": "x"})
     assert t.body["metadata"] == {"user_id": "u"}
     assert "dropped_field:metadata.team" in t.adaptations
 
 
-def test_empty_metadata_sends_none():
+def test_empty_metadata_sends_none() -> None:
     """An empty metadata object has nothing to forward."""
     assert "metadata" not in translate(metadata={}).body
 
 
 @pytest.mark.parametrize("name", ["top_k", "top_p"])
-def test_minus_one_means_off(name):
+def test_minus_one_means_off(name: str) -> None:
     """-1 for top_k/top_p was the legacy "not set"."""
     assert name not in translate(**{name: -1}).body
 
 
-def test_tags_and_other_legacy_fields_dropped():
+def test_tags_and_other_legacy_fields_dropped() -> None:
     """`tags` (TypeScript 0.3-0.4) and unknown fields never reach Messages."""
     t = translate(tags={"a": "b"}, foo=1)
     assert "tags" not in t.body and "foo" not in t.body
     assert t.adaptations == ("dropped_field:tags", "dropped_field:foo")
 
 
-def test_whitespace_stop_sequences_enforced_locally():
+def test_whitespace_stop_sequences_enforced_locally() -> None:
     """Messages rejects whitespace-only stops: the bridge enforces them, forwards the rest."""
     t = translate(stop_sequences=["\n", "\n\n", "END", " "])
     assert t.body["stop_sequences"] == ["END"]
@@ -137,54 +139,54 @@ def test_whitespace_stop_sequences_enforced_locally():
     assert "local_stop" in t.adaptations
 
 
-def test_only_whitespace_stops_sends_no_stop_sequences():
+def test_only_whitespace_stops_sends_no_stop_sequences() -> None:
     """With every stop enforced locally, `stop_sequences` is not sent."""
     assert "stop_sequences" not in translate(stop_sequences=["\n"]).body
 
 
-def test_empty_stop_list_is_forwarded():
+def test_empty_stop_list_is_forwarded() -> None:
     """An empty list the client sent is kept as it is."""
     assert translate(stop_sequences=[]).body["stop_sequences"] == []
 
 
-def test_empty_string_stop_is_dropped():
+def test_empty_string_stop_is_dropped() -> None:
     """An empty stop sequence would match everywhere; it is dropped and logged."""
     t = translate(stop_sequences=["", "END"])
     assert t.body["stop_sequences"] == ["END"]
     assert t.adaptations == ("dropped_empty_stop",)
 
 
-def test_one_sampler_model_keeps_temperature():
+def test_one_sampler_model_keeps_temperature() -> None:
     """Sonnet 4.5 takes temperature or top_p: keep temperature, drop top_p."""
     t = translate(temperature=0.5, top_p=0.9)
     assert t.body["temperature"] == 0.5 and "top_p" not in t.body
     assert t.adaptations == ("dropped_top_p",)
 
 
-def test_one_sampler_model_keeps_top_p_alone():
+def test_one_sampler_model_keeps_top_p_alone() -> None:
     """A lone top_p is fine on a one-sampler model."""
     assert translate(top_p=0.9).body["top_p"] == 0.9
 
 
-def test_fixed_sampling_model_drops_what_does_not_fit():
+def test_fixed_sampling_model_drops_what_does_not_fit() -> None:
     """After Opus 4.6: temperature 1.0 only, no top_k, top_p >= 0.99."""
     t = translate(model="claude-opus-5", temperature=0.3, top_k=10, top_p=0.5)
     assert {"temperature", "top_k", "top_p"}.isdisjoint(t.body)
     assert t.adaptations == ("dropped_temperature", "dropped_top_k", "dropped_top_p")
 
 
-def test_fixed_sampling_model_keeps_what_fits():
+def test_fixed_sampling_model_keeps_what_fits() -> None:
     """temperature 1.0 stays; top_p 0.995 goes (one sampler)."""
     t = translate(model="claude-opus-5", temperature=1.0, top_p=0.995)
     assert t.body["temperature"] == 1.0 and "top_p" not in t.body
 
 
-def test_fixed_sampling_keeps_high_top_p_alone():
+def test_fixed_sampling_keeps_high_top_p_alone() -> None:
     """top_p >= 0.99 alone fits a fixed-sampling model."""
     assert translate(model="claude-sonnet-5", top_p=0.99).body["top_p"] == 0.99
 
 
-def test_prefill_refused_on_a_model_without_it():
+def test_prefill_refused_on_a_model_without_it() -> None:
     """4.6-generation models reject prefill: a 400 naming the model and the fix."""
     with pytest.raises(InvalidRequest) as caught:
         translate(model="claude-opus-4-6", prompt="\n\nHuman: hi\n\nAssistant: {")
@@ -193,7 +195,7 @@ def test_prefill_refused_on_a_model_without_it():
     assert "model table" in caught.value.message
 
 
-def test_prefill_refusal_names_the_alias_too():
+def test_prefill_refusal_names_the_alias_too() -> None:
     """When an alias routes to a no-prefill model, both names appear."""
     models = ModelTable(
         aliases=(("claude-2*", "claude-opus-4-6"),),
@@ -228,7 +230,7 @@ def test_prefill_refusal_names_the_alias_too():
         ({"stream": "yes"}, "stream: must be true or false, got 'yes'"),
     ],
 )
-def test_bad_fields_say_what_to_fix(overrides, message):
+def test_bad_fields_say_what_to_fix(overrides: dict[str, object], message: str) -> None:
     """Every malformed field is a 400 naming the field and what it must be."""
     with pytest.raises(InvalidRequest) as caught:
         translate(**overrides)
@@ -236,7 +238,7 @@ def test_bad_fields_say_what_to_fix(overrides, message):
 
 
 @pytest.mark.parametrize("body", [[], "text", 3, None])
-def test_body_must_be_an_object(body):
+def test_body_must_be_an_object(body: object) -> None:
     """A JSON body that is not an object is a 400."""
     with pytest.raises(InvalidRequest, match="must be a JSON object"):
         translate_request(body, MODELS)
@@ -251,13 +253,13 @@ def test_body_must_be_an_object(body):
         ({"metadata": {"user_id": "u\udfff"}}, "metadata.user_id"),
     ],
 )
-def test_unpaired_surrogates_are_a_400(overrides, field):
+def test_unpaired_surrogates_are_a_400(overrides: dict[str, object], field: str) -> None:
     """Half an emoji (legal in JSON, not in UTF-8) is refused naming the field, not a 500."""
     with pytest.raises(InvalidRequest, match=f"^{field}: contains an unpaired surrogate"):
         translate(**overrides)
 
 
-def test_stop_sequences_past_the_cap_are_refused_naming_it():
+def test_stop_sequences_past_the_cap_are_refused_naming_it() -> None:
     """A documented cap far above any app's: past it a 400 naming it, at it served."""
     too_many = ["x"] * (MAX_STOP_SEQUENCES + 1)
     refused = r"^stop_sequences: at most 1000 are accepted, got 1001$"

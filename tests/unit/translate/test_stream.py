@@ -1,7 +1,9 @@
 import json
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -23,15 +25,23 @@ SCENARIOS = {
 }
 
 
-def upstream_bytes(name, shared):
+def upstream_bytes(name: str, shared: Path) -> bytes:
     if name == "sky":  # the recorded real Messages stream
         return (shared / "recorded/messages-stream.response.sse").read_bytes()
     return (GOLDEN / f"{name}.upstream.sse").read_bytes()
 
 
-def run(data, cuts=(), *, v1, prefill=False, local_stops=()):
+def run(
+    data: bytes,
+    cuts: Iterable[int] = (),
+    *,
+    v1: bool,
+    prefill: bool = False,
+    local_stops: Sequence[str] = (),
+) -> tuple[bytes, CompletionStream]:
     stream = CompletionStream(model="claude-2.1", v1=v1, prefill=prefill, local_stops=local_stops)
-    out, start = [], 0
+    out: list[bytes] = []
+    start = 0
     for cut in [*cuts, len(data)]:
         out.append(stream.feed(data[start:cut]))
         start = cut
@@ -39,7 +49,7 @@ def run(data, cuts=(), *, v1, prefill=False, local_stops=()):
     return b"".join(out), stream
 
 
-def cases():
+def cases() -> Iterator[pytest.ParameterSet]:
     for name, options in {"sky": {}, **SCENARIOS}.items():
         for version in ("v1", "v2"):
             yield pytest.param(name, version, options, id=f"{name}-{version}")
@@ -48,9 +58,10 @@ def cases():
 CASES = list(cases())
 
 
-def event_cuts(data):
+def event_cuts(data: bytes) -> list[int]:
     """Offsets just after each event: the upstream's bytes as it wrote them."""
-    cuts, start = [], 0
+    cuts: list[int] = []
+    start = 0
     while (end := data.find(b"\n\n", start)) != -1:
         start = end + 2
         cuts.append(start)
@@ -58,7 +69,7 @@ def event_cuts(data):
 
 
 @pytest.mark.parametrize(("name", "version", "options"), CASES)
-def test_golden_transcripts(name, version, options, shared):
+def test_golden_transcripts(name: str, version: str, options: dict[str, Any], shared: Path) -> None:
     """Each upstream transcript, arriving an event at a time, becomes exactly its expected
     legacy transcript."""
     expected = (GOLDEN / f"{name}.{version}.sse").read_bytes()
@@ -67,11 +78,11 @@ def test_golden_transcripts(name, version, options, shared):
     assert out == expected
 
 
-def v1_lines(out):
+def v1_lines(out: bytes) -> list[bytes]:
     return [line for line in out.split(b"\n\n") if line]
 
 
-def assert_v1_says_the_same(out, golden):
+def assert_v1_says_the_same(out: bytes, golden: bytes) -> None:
     """A v1 stream cut differently says the same: its intermediate lines are some of the
     golden ones, in order (at most one per chunk: the latest text), then the same end."""
     ours, theirs = v1_lines(out), v1_lines(golden)
@@ -82,7 +93,7 @@ def assert_v1_says_the_same(out, golden):
 
 
 @pytest.mark.parametrize(("name", "version", "options"), CASES)
-def test_every_byte_split(name, version, options, shared):
+def test_every_byte_split(name: str, version: str, options: dict[str, Any], shared: Path) -> None:
     """Cutting the upstream bytes anywhere, or feeding them one by one, changes nothing
     (v2); for v1 it changes only how many intermediate lines carry the text."""
     data = upstream_bytes(name, shared)
@@ -98,7 +109,7 @@ def test_every_byte_split(name, version, options, shared):
     assert run(data, range(1, len(data)), v1=v1, **options)[0] == golden  # byte by byte
 
 
-def test_v1_gives_one_line_per_chunk(shared):
+def test_v1_gives_one_line_per_chunk(shared: Path) -> None:
     """A chunk with many deltas gives one line with the text so far, not one per delta:
     a slow reader's backlog does not multiply its text (tests/live/test_backpressure.py)."""
     data = START + TEXT + b"".join(event("content_block_delta", index=0,
@@ -110,10 +121,11 @@ def test_v1_gives_one_line_per_chunk(shared):
     assert stream.feed(b"") == b""  # nothing new: no line
 
 
-def diffed_text(out):
+def diffed_text(out: bytes) -> str:
     """What Vercel's `ai` 2.1+ AnthropicStream shows of a v1 stream: each line minus the
     previous one when it extends it, else the whole line (its parseAnthropicStream)."""
-    shown, previous = [], ""
+    shown: list[str] = []
+    previous = ""
     for line in v1_lines(out):
         body = json.loads(line[6:]) if line.startswith(b"data: {") else {}
         if "completion" not in body:
@@ -132,7 +144,9 @@ PIECES = st.lists(st.text(alphabet='ab \n"é🌍', max_size=4), max_size=8)
 
 @given(PIECES, st.sets(st.integers(0, 400)), st.booleans(), st.booleans())
 @settings(max_examples=300)
-def test_v1_last_line_always_brings_new_text(pieces, cuts, stop_early, fail):
+def test_v1_last_line_always_brings_new_text(
+    pieces: list[str], cuts: set[int], stop_early: bool, fail: bool
+) -> None:
     """However the text comes and the bytes are cut, the last v1 text line is longer than
     the one before (unless the completion is empty and it is the only one), so a client
     that diffs lines shows the text once; a failure still delivers every piece first."""
@@ -153,7 +167,7 @@ def test_v1_last_line_always_brings_new_text(pieces, cuts, stop_early, fail):
     assert stream.phase is (Phase.FAILED if fail and stream.stop is None else Phase.FINISHED)
 
 
-def test_v1_empty_completion_is_one_line():
+def test_v1_empty_completion_is_one_line() -> None:
     """No text at all: the final line, with an empty completion, is the only one."""
     data = START + TEXT + event("message_delta", delta={"stop_reason": "end_turn"})
     out, _ = run(data + event("message_stop"), range(1, len(data)), v1=True)
@@ -161,7 +175,7 @@ def test_v1_empty_completion_is_one_line():
     assert (json.loads(line[6:])["completion"], done) == ("", b"data: [DONE]")
 
 
-def test_v1_held_text_goes_out_before_an_error():
+def test_v1_held_text_goes_out_before_an_error() -> None:
     """A failure after text: the client gets all the text, then the error line."""
     data = START + TEXT + delta("Half") + delta(" an answer") + ERROR
     out, _ = run(data, event_cuts(data), v1=True)
@@ -170,7 +184,7 @@ def test_v1_held_text_goes_out_before_an_error():
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
-def test_crlf_upstream_is_the_same(version, shared):
+def test_crlf_upstream_is_the_same(version: str, shared: Path) -> None:
     """An upstream with \\r\\n line endings gives the same output."""
     data = upstream_bytes("sky", shared)
     crlf = data.replace(b"\n", b"\r\n")
@@ -179,13 +193,13 @@ def test_crlf_upstream_is_the_same(version, shared):
     assert run(crlf, range(1, len(crlf)), v1=v1)[0] == run(data, range(1, len(data)), v1=v1)[0]
 
 
-def completions(sse: bytes):
+def completions(sse: bytes) -> list[tuple[str, dict[str, Any]]]:
     decoder = SSEDecoder()
     events = decoder.decode(sse) + decoder.flush()
     return [(e.event, json.loads(e.data)) for e in events if e.event == "completion"]
 
 
-def test_matches_the_recorded_legacy_stream(shared):
+def test_matches_the_recorded_legacy_stream(shared: Path) -> None:
     """The recorded Messages stream, translated, is the recorded legacy stream: same texts,
     order and final stop fields (ids, padding and ping position aside)."""
     out, stream = run(upstream_bytes("sky", shared), v1=False)
@@ -202,7 +216,7 @@ def test_matches_the_recorded_legacy_stream(shared):
     assert stream.upstream_stop_reason == "end_turn"
 
 
-def test_v1_every_intermediate_event_has_explicit_nulls(shared):
+def test_v1_every_intermediate_event_has_explicit_nulls(shared: Path) -> None:
     """TypeScript 0.4 resolves on the first non-null stop_reason: every other event says null."""
     out, _ = run(upstream_bytes("sky", shared), v1=True)
     lines = [line for line in out.split(b"\n") if line.startswith(b"data: {")]
@@ -214,7 +228,7 @@ def test_v1_every_intermediate_event_has_explicit_nulls(shared):
     assert b"event:" not in out
 
 
-def test_v1_error_line_has_no_stop_reason_key(shared):
+def test_v1_error_line_has_no_stop_reason_key(shared: Path) -> None:
     """TypeScript 0.4 settles on an error line only if it carries no stop_reason at all."""
     out, stream = run((GOLDEN / "error-midstream.upstream.sse").read_bytes(), v1=True)
     error = json.loads(out.split(b"\n\n")[-3][6:])
@@ -224,7 +238,7 @@ def test_v1_error_line_has_no_stop_reason_key(shared):
     assert stream.error == {"type": "overloaded_error", "message": "Overloaded"}
 
 
-def test_local_stop_ends_early_and_ignores_the_rest(shared):
+def test_local_stop_ends_early_and_ignores_the_rest(shared: Path) -> None:
     """After a bridge-enforced stop, the stream is done and later bytes are ignored."""
     data = (GOLDEN / "local-stop.upstream.sse").read_bytes()
     stream = CompletionStream(model="m", v1=False, prefill=False, local_stops=["\n\n"])
@@ -234,7 +248,7 @@ def test_local_stop_ends_early_and_ignores_the_rest(shared):
     assert stream.flush() == b""
 
 
-def test_keep_text_for_logging(shared):
+def test_keep_text_for_logging(shared: Path) -> None:
     """The text sent can be kept for the log (it is for v1 anyway)."""
     stream = CompletionStream(model="m", v1=False, prefill=False, keep_text=True)
     stream.feed(upstream_bytes("sky", shared))
@@ -263,7 +277,7 @@ ERROR = event("error", error={"type": "overloaded_error", "message": "Overloaded
         ),
     ],
 )
-def test_impossible_orders_fail_loudly(data, message):
+def test_impossible_orders_fail_loudly(data: bytes, message: str) -> None:
     """An upstream that breaks the Messages protocol gets an api_error event, not silence."""
     stream = CompletionStream(model="m", v1=False, prefill=False)
     out = stream.feed(data)
@@ -275,7 +289,7 @@ def test_impossible_orders_fail_loudly(data, message):
 
 
 @pytest.mark.parametrize("v1", [True, False])
-def test_a_field_of_the_wrong_type_is_a_malformed_event(v1):
+def test_a_field_of_the_wrong_type_is_a_malformed_event(v1: bool) -> None:
     """`usage` that is not an object: the event is malformed, the stream fails after the
     text it had (for v1 too: the held piece is not lost)."""
     data = START + TEXT + delta("Hi") + event("message_delta", delta={}, usage=1)
@@ -287,7 +301,7 @@ def test_a_field_of_the_wrong_type_is_a_malformed_event(v1):
     assert b'"completion":" Hi"' in out
 
 
-def test_error_event_without_details():
+def test_error_event_without_details() -> None:
     """A bare error event still ends the stream with a typed error."""
     stream = CompletionStream(model="m", v1=False, prefill=False)
     stream.feed(START + event("error"))
@@ -297,7 +311,7 @@ def test_error_event_without_details():
     }
 
 
-def test_initial_block_text_and_unknown_block_deltas():
+def test_initial_block_text_and_unknown_block_deltas() -> None:
     """Text in content_block_start counts; deltas for non-text blocks do not."""
     data = (
         START
@@ -312,14 +326,14 @@ def test_initial_block_text_and_unknown_block_deltas():
     assert (stream.stop_reason, stream.stop) == ("stop_sequence", None)
 
 
-def test_fail_after_done_adds_nothing(shared):
+def test_fail_after_done_adds_nothing(shared: Path) -> None:
     """Once finished, a late failure cannot append an error."""
     _, stream = run(upstream_bytes("sky", shared), v1=False)
     assert stream.fail({"type": "api_error", "message": "late"}) == b""
 
 
 @pytest.mark.parametrize("v1", [True, False])
-def test_a_stream_cut_inside_an_event_is_a_lost_connection(v1):
+def test_a_stream_cut_inside_an_event_is_a_lost_connection(v1: bool) -> None:
     """Regression: an upstream body that ended inside an event's data line was reported
     as bad upstream data ("... event data is not JSON"); it is a cut: connection lost."""
     data = START + TEXT + event("content_block_delta", index=0, delta={"type": "text_delta"})
@@ -328,7 +342,7 @@ def test_a_stream_cut_inside_an_event_is_a_lost_connection(v1):
     assert b"not JSON" not in out
 
 
-def test_a_last_event_without_its_blank_line_still_counts():
+def test_a_last_event_without_its_blank_line_still_counts() -> None:
     """Only the final blank line missing: the event is whole, and the stream ends cleanly."""
     data = START + TEXT + event("message_delta", delta={"stop_reason": "end_turn"})
     out, stream = run(data + event("message_stop").rstrip(b"\n"), v1=False)
@@ -337,7 +351,7 @@ def test_a_last_event_without_its_blank_line_still_counts():
 
 
 @pytest.mark.parametrize("v1", [True, False])
-def test_an_event_over_the_limit_fails_the_stream(v1):
+def test_an_event_over_the_limit_fails_the_stream(v1: bool) -> None:
     """An upstream event past max_event_bytes ends the stream with an api_error, after
     the text that came before it."""
     hello = event("content_block_delta", index=0, delta={"type": "text_delta", "text": "Hello"})
