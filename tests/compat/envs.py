@@ -9,12 +9,18 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2] / ".compat"
 DRIVERS = Path(__file__).resolve().parent / "drivers"
 INSTALL_TIMEOUT = 900  # seconds for one environment, cold
+
+
+# The `drive` fixture: run an SDK's driver, drive(sdk, **scenario), get what it printed.
+Drive = Callable[..., dict[str, Any]]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ import json
 import httpx
 import pytest
 
-from .envs import GRIPTAPE, ensure
+from tests.fakes.upstream import Received
+
+from .envs import GRIPTAPE, Drive, Sdk, ensure
 
 pytestmark = pytest.mark.compat
 
@@ -17,13 +19,15 @@ streams = pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream
 
 
 @pytest.fixture(scope="session")
-def griptape():
+def griptape() -> Sdk:
     return ensure(GRIPTAPE)
 
 
 @pytest.mark.parametrize("version", [None, "2023-06-01"], ids=["v1", "v2"])
 @streams
-def test_the_prompt_shape_through_the_bridge(bridge, received, version, stream):
+def test_the_prompt_shape_through_the_bridge(
+    bridge: str, received: list[Received], version: str | None, stream: bool
+) -> None:
     """That exact prompt, sent as it is: answered, with only the Human text upstream."""
     body = {"model": "claude-2", "prompt": GRIPTAPE_PROMPT, "max_tokens_to_sample": 50}
     headers = {"x-api-key": "sk-compat", **({"anthropic-version": version} if version else {})}
@@ -44,7 +48,7 @@ def test_the_prompt_shape_through_the_bridge(bridge, received, version, stream):
     assert "system" not in request.body
 
 
-def test_a_prompt_without_human_text_is_still_a_400(bridge, received):
+def test_a_prompt_without_human_text_is_still_a_400(bridge: str, received: list[Received]) -> None:
     """All Human turns empty: the legacy 400, and nothing reaches the upstream."""
     body = {"model": "claude-2", "prompt": "\n\nHuman: \n\nAssistant:", "max_tokens_to_sample": 5}
     response = httpx.post(f"{bridge}/v1/complete", json=body, timeout=20)
@@ -57,7 +61,9 @@ def test_a_prompt_without_human_text_is_still_a_400(bridge, received):
 
 
 @streams
-def test_an_agent_gets_its_answer(griptape, drive, received, stream):
+def test_an_agent_gets_its_answer(
+    griptape: Sdk, drive: Drive, received: list[Received], stream: bool
+) -> None:
     """griptape's Agent, unmodified but for the client's base URL, gets the answer; the
     upstream got the question alone (its empty system turn dropped)."""
     out = drive(griptape, question="Hello there", model="claude-2.0", stream=stream)

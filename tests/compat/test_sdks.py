@@ -2,8 +2,13 @@
 strict fake Messages API: what each application sees, and what reached the upstream."""
 
 from itertools import pairwise
+from typing import Any
 
 import pytest
+
+from tests.fakes.upstream import Received
+
+from .envs import Drive, Sdk
 
 pytestmark = pytest.mark.compat
 
@@ -16,11 +21,11 @@ OVERLOADED = {"type": "overloaded_error", "message": "Overloaded"}
 streams = pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 
 
-def params(**overrides):
+def params(**overrides: object) -> dict[str, object]:
     return {"model": "claude-2.1", "max_tokens_to_sample": 50, **overrides}
 
 
-def outcome(sdk, out, stream):
+def outcome(sdk: Sdk, out: dict[str, Any], stream: bool) -> tuple[str, str, str | None, str]:
     """(text, stop_reason, stop, model) of a finished call, as the application sees it."""
     assert out["error"] is None, out["error"]
     if not stream:
@@ -38,7 +43,7 @@ def outcome(sdk, out, stream):
     return text, last["stop_reason"], last["stop"], last["model"]
 
 
-def check_stream(sdk, out):
+def check_stream(sdk: Sdk, out: dict[str, Any]) -> None:
     """The shape each stream format promises: open events first, one final event last.
     (v1 holds its newest piece for the final line: a one-piece answer is that line alone.)"""
     *opening, last = out["events"]
@@ -58,13 +63,13 @@ def check_stream(sdk, out):
         assert out["result"] == last
 
 
-def only_request(received):
+def only_request(received: list[Received]) -> Any:
     (request,) = received
     return request.body
 
 
 @streams
-def test_completion(sdk, drive, received, stream):
+def test_completion(sdk: Sdk, drive: Drive, received: list[Received], stream: bool) -> None:
     """A plain question gets the legacy answer: leading space, a Human stop, the model asked."""
     out = drive(sdk, stream=stream, question="Hello there", params=params())
     text, stop_reason, stop, model = outcome(sdk, out, stream)
@@ -84,7 +89,7 @@ def test_completion(sdk, drive, received, stream):
 
 
 @streams
-def test_max_tokens(sdk, drive, received, stream):
+def test_max_tokens(sdk: Sdk, drive: Drive, received: list[Received], stream: bool) -> None:
     """A reply cut by max_tokens_to_sample ends with stop_reason max_tokens and no stop."""
     out = drive(sdk, stream=stream, question="Hello there", params=params(max_tokens_to_sample=2))
     assert outcome(sdk, out, stream)[:3] == (" echo: Hello", "max_tokens", None)
@@ -92,7 +97,9 @@ def test_max_tokens(sdk, drive, received, stream):
 
 
 @streams
-def test_whitespace_stop_sequence(sdk, drive, received, stream):
+def test_whitespace_stop_sequence(
+    sdk: Sdk, drive: Drive, received: list[Received], stream: bool
+) -> None:
     """A "\\n" stop, which Messages refuses, is enforced by the bridge and reported as hit."""
     scenario = params(stop_sequences=["\n"])
     out = drive(sdk, stream=stream, question="SAY line1\nline2", params=scenario)
@@ -101,7 +108,9 @@ def test_whitespace_stop_sequence(sdk, drive, received, stream):
 
 
 @streams
-def test_system_prompt_and_prefill(sdk, drive, received, stream):
+def test_system_prompt_and_prefill(
+    sdk: Sdk, drive: Drive, received: list[Received], stream: bool
+) -> None:
     """Text before the first Human turn is the system prompt; a trailing Assistant text is
     a prefill sent without its trailing space, and the reply gets no leading space."""
     prompt = "You are terse.\n\nHuman: Give JSON\n\nAssistant: Sure: "
@@ -118,7 +127,7 @@ def test_system_prompt_and_prefill(sdk, drive, received, stream):
     ]
 
 
-def test_samplers_fit_the_target_model(sdk, drive, received):
+def test_samplers_fit_the_target_model(sdk: Sdk, drive: Drive, received: list[Received]) -> None:
     """Legacy samplers reach a one-sampler model as temperature alone; -1 means unset."""
     scenario = params(temperature=0.5, top_p=0.9, top_k=-1, metadata={"user_id": "u-1"})
     if sdk.name == "ts-0.4.4":
@@ -132,7 +141,7 @@ def test_samplers_fit_the_target_model(sdk, drive, received):
 
 
 @streams
-def test_upstream_error(sdk, drive, received, stream):
+def test_upstream_error(sdk: Sdk, drive: Drive, received: list[Received], stream: bool) -> None:
     """An upstream 529 surfaces as the SDK's own error, once: x-should-retry: false holds."""
     out = drive(sdk, stream=stream, question="FAIL 529", params=params())
     error = out["error"]
@@ -150,7 +159,7 @@ def test_upstream_error(sdk, drive, received, stream):
     assert len(received) == 1
 
 
-def test_midstream_error(sdk, drive, received):
+def test_midstream_error(sdk: Sdk, drive: Drive, received: list[Received]) -> None:
     """An upstream error after the 200 ends the stream as an error the SDK surfaces, promptly."""
     out = drive(sdk, stream=True, question="MIDSTREAM_ERROR now", params=params())
     events = out["events"]
@@ -172,7 +181,7 @@ def test_midstream_error(sdk, drive, received):
 
 
 @pytest.mark.parametrize("sdk", ["ts-0.137.0"], indirect=True)
-def test_literal_prompt_constants(sdk, drive, received):
+def test_literal_prompt_constants(sdk: Sdk, drive: Drive, received: list[Received]) -> None:
     """TypeScript 0.137's HUMAN_PROMPT is a literal backslash-n, and its prompts still work."""
     out = drive(sdk, stream=False, question="Hello there", params=params())
     assert out["human_prompt"] == "\\n\\nHuman:"

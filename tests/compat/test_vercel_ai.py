@@ -7,7 +7,9 @@ So a v1 stream whose last line repeated the text before it showed the text twice
 
 import pytest
 
-from .envs import VERCEL_AI, ensure
+from tests.fakes.upstream import Received
+
+from .envs import VERCEL_AI, Drive, Sdk, ensure
 
 pytestmark = pytest.mark.compat
 
@@ -16,21 +18,23 @@ READS = pytest.mark.parametrize("read", ["stream", "response"])
 
 
 @pytest.fixture(scope="session")
-def ai():
+def ai() -> Sdk:
     return ensure(VERCEL_AI)
 
 
-def params(**overrides):
+def params(**overrides: object) -> dict[str, object]:
     return {"model": "claude-2.1", "max_tokens_to_sample": 50, **overrides}
 
 
-def user(text):
+def user(text: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": text}]
 
 
 @VERSIONS
 @READS
-def test_the_text_arrives_once(ai, drive, received, version, read):
+def test_the_text_arrives_once(
+    ai: Sdk, drive: Drive, received: list[Received], version: str | None, read: str
+) -> None:
     """The app's reader gets the exact completion, once, in pieces as it is produced."""
     out = drive(ai, version=version, read=read, messages=user("Hello there"), params=params())
     assert (out["status"], out["error"]) == (200, None)
@@ -43,7 +47,9 @@ def test_the_text_arrives_once(ai, drive, received, version, read):
 
 
 @VERSIONS
-def test_a_bridge_enforced_stop_cuts_the_text_once(ai, drive, received, version):
+def test_a_bridge_enforced_stop_cuts_the_text_once(
+    ai: Sdk, drive: Drive, received: list[Received], version: str | None
+) -> None:
     """A "\\n" stop the bridge enforces: the text up to it, once, nothing after."""
     scenario = params(stop_sequences=["\\n"])
     out = drive(
@@ -53,14 +59,18 @@ def test_a_bridge_enforced_stop_cuts_the_text_once(ai, drive, received, version)
 
 
 @VERSIONS
-def test_a_one_word_answer(ai, drive, received, version):
+def test_a_one_word_answer(
+    ai: Sdk, drive: Drive, received: list[Received], version: str | None
+) -> None:
     """A completion in a single piece: v1 holds it for the last line, which still shows it."""
     out = drive(ai, version=version, read="stream", messages=user("SAY Yes"), params=params())
     assert (out["error"], out["text"]) == (None, " Yes")
 
 
 @VERSIONS
-def test_a_prefill_and_a_conversation(ai, drive, received, version):
+def test_a_prefill_and_a_conversation(
+    ai: Sdk, drive: Drive, received: list[Received], version: str | None
+) -> None:
     """experimental_buildAnthropicPrompt joins turns with commas (an array turned into a
     string); the bridge reads them as turns all the same and the reply has no extra space."""
     messages = [
@@ -78,7 +88,9 @@ def test_a_prefill_and_a_conversation(ai, drive, received, version):
 
 
 @VERSIONS
-def test_a_failure_midstream_surfaces_after_the_text(ai, drive, received, version):
+def test_a_failure_midstream_surfaces_after_the_text(
+    ai: Sdk, drive: Drive, received: list[Received], version: str | None
+) -> None:
     """An upstream error after the 200: AnthropicStream throws on the error line or event,
     after the text before it, each piece once. `ai` itself drops text it parsed in the
     same network read as the error (throwing errors its stream, whose queue is dropped):

@@ -14,7 +14,9 @@ import pytest
 SECRET = "sk-ant-CHECKCONFIGsecretVALUE"
 
 
-def run(*args: str, stdin: str = "", env: dict[str, str] | None = None):
+def run(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
     environ.pop("MISSING_BRIDGE_KEY", None)
     environ.update(env or {})
@@ -54,7 +56,7 @@ secondary = { mode = "translate", model = "claude-haiku-4-5" }
 """  # noqa: E501 (a TOML inline table is one line)
 
 
-def test_a_good_file_prints_its_routes_in_order(tmp_path):
+def test_a_good_file_prints_its_routes_in_order(tmp_path: Path) -> None:
     """Exit 0; each route with what it matches and what answers, first match first, then
     the fallback; a secret reference's value is never printed."""
     path = tmp_path / "bridge.toml"
@@ -78,7 +80,7 @@ def test_a_good_file_prints_its_routes_in_order(tmp_path):
     assert SECRET not in result.stdout + result.stderr
 
 
-def test_the_kill_switch_is_what_it_prints(tmp_path):
+def test_the_kill_switch_is_what_it_prints(tmp_path: Path) -> None:
     """With force_mode set, every call goes one way, whatever the routes say."""
     path = tmp_path / "bridge.toml"
     path.write_text('force_mode = "passthrough"\n\n' + GOOD.split("\n", 1)[1])
@@ -372,7 +374,9 @@ def _write(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize(
     ("text", "line", "message"), [pytest.param(*m[1:], id=m[0]) for m in MISTAKES]
 )
-def test_a_mistake_exits_2_with_one_line_naming_file_and_line(tmp_path, text, line, message):
+def test_a_mistake_exits_2_with_one_line_naming_file_and_line(
+    tmp_path: Path, text: str, line: int, message: str
+) -> None:
     """Exit 2, nothing on stdout, one line on stderr (no traceback):
     `complete-bridge: error: FILE:LINE: what`, LINE being the key to fix (or the header of
     the table a key is missing from)."""
@@ -385,7 +389,7 @@ def test_a_mistake_exits_2_with_one_line_naming_file_and_line(tmp_path, text, li
     )
 
 
-def test_a_secret_reference_that_resolves_passes(tmp_path):
+def test_a_secret_reference_that_resolves_passes(tmp_path: Path) -> None:
     """The same env: reference is fine once its variable is set (and file: too)."""
     held = tmp_path / "held-key"
     held.write_text(SECRET + "\n")
@@ -398,7 +402,7 @@ def test_a_secret_reference_that_resolves_passes(tmp_path):
     assert SECRET not in result.stdout
 
 
-def test_a_missing_file_exits_2():
+def test_a_missing_file_exits_2() -> None:
     result = run("check-config", "/nonexistent/bridge.toml")
     assert result.returncode == 2
     assert result.stderr.startswith("complete-bridge: error: ")
@@ -406,7 +410,7 @@ def test_a_missing_file_exits_2():
 
 
 @pytest.mark.parametrize("key", ["sk-ant-api03-fingerprintME", "cb-issued-key-42"])
-def test_fingerprint_is_sha256_prefix_and_stable(key):
+def test_fingerprint_is_sha256_prefix_and_stable(key: str) -> None:
     """`echo KEY | complete-bridge fingerprint`: 12 hex digits, sha256(KEY)[:12], the
     same whatever the hash seed of the process."""
     expected = hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -2,6 +2,7 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -9,7 +10,9 @@ from proxy.cli import main
 from tests.fakes.factories import legacy_body
 
 
-def run(*args, stdin="", env=None):
+def run(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "proxy", *args],
         input=stdin,
@@ -20,7 +23,7 @@ def run(*args, stdin="", env=None):
     )
 
 
-def test_help_answers_questions():
+def test_help_answers_questions() -> None:
     """`serve --help` names every option and its environment variable."""
     out = run("serve", "--help").stdout
     for text in (
@@ -40,13 +43,13 @@ def test_help_answers_questions():
         assert text in out
 
 
-def test_help_names_the_metrics_port():
+def test_help_names_the_metrics_port() -> None:
     shown = run("serve", "--help").stdout
     assert "--metrics-port PORT" in shown
     assert "[BRIDGE_METRICS_PORT]" in " ".join(shown.split())
 
 
-def test_translate_prints_the_messages_request():
+def test_translate_prints_the_messages_request() -> None:
     """`translate` shows the Messages body and what was adapted."""
     body = legacy_body(stop_sequences=["\n", "END"], tags={"x": 1})
     result = run("translate", stdin=json.dumps(body))
@@ -65,7 +68,7 @@ def test_translate_prints_the_messages_request():
         (json.dumps(legacy_body(prompt="x")), "complete-bridge: error: prompt must start with"),
     ],
 )
-def test_translate_mistakes_exit_2_with_one_line(stdin, message):
+def test_translate_mistakes_exit_2_with_one_line(stdin: str, message: str) -> None:
     """A bad body is one line on stderr and exit 2, no traceback."""
     result = run("translate", stdin=stdin)
     assert result.returncode == 2
@@ -73,7 +76,9 @@ def test_translate_mistakes_exit_2_with_one_line(stdin, message):
     assert result.stderr.count("\n") == 1
 
 
-def test_the_slow_client_flags_are_checked_like_every_setting(capsys):
+def test_the_slow_client_flags_are_checked_like_every_setting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """--header-timeout, --body-timeout, --max-client-connections are read and checked
     like every setting, over the environment: a bad one names itself."""
     environ = {"BRIDGE_HEADER_TIMEOUT": "5", "BRIDGE_LOG_FORMAT": "console"}
@@ -86,7 +91,7 @@ def test_the_slow_client_flags_are_checked_like_every_setting(capsys):
     assert "--max-client-connections: expected an integer from 1" in capsys.readouterr().err
 
 
-def test_bad_setting_exits_2_naming_it(capsys):
+def test_bad_setting_exits_2_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
     """A bad environment value stops `serve` before it starts, naming the variable, in
     one line of the log's format."""
     expected = "BRIDGE_PORT: expected an integer from 1 to 65535, got 'eighty'"
@@ -103,7 +108,9 @@ def test_bad_setting_exits_2_naming_it(capsys):
     )
 
 
-def test_flag_beats_environment_beats_file(tmp_path, capsys):
+def test_flag_beats_environment_beats_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Precedence: flags, then BRIDGE_*, then the file; a bad flag is named as a flag."""
     config = tmp_path / "c.toml"
     config.write_text("port = 1\nhost = 'file'\n")
@@ -113,14 +120,14 @@ def test_flag_beats_environment_beats_file(tmp_path, capsys):
     assert "--upstream-url: expected" in capsys.readouterr().err
 
 
-def test_unknown_flag_exits_2():
+def test_unknown_flag_exits_2() -> None:
     """argparse's own mistakes also exit 2."""
     result = run("serve", "--bogus")
     assert result.returncode == 2
     assert "unrecognized arguments: --bogus" in result.stderr
 
 
-def test_precedence_when_all_are_valid(tmp_path):
+def test_precedence_when_all_are_valid(tmp_path: Path) -> None:
     """A flag beats BRIDGE_*, which beats the file, which beats the default."""
     import argparse
 
@@ -138,7 +145,7 @@ def test_precedence_when_all_are_valid(tmp_path):
     )
 
 
-def test_serve_runs_a_real_bridge_that_logs_json_without_the_key(tmp_path):
+def test_serve_runs_a_real_bridge_that_logs_json_without_the_key(tmp_path: Path) -> None:
     """`serve --upstream-url demo:` answers on its port and logs one JSON line per request,
     never the API key."""
     import os
@@ -191,7 +198,7 @@ def test_serve_runs_a_real_bridge_that_logs_json_without_the_key(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["json", "console"])
-def test_a_port_in_use_is_one_line_naming_it_and_exit_2(fmt):
+def test_a_port_in_use_is_one_line_naming_it_and_exit_2(fmt: str) -> None:
     """A port another process holds stops `serve` with exit 2 and one line (JSON or
     console, per log_format) naming host:port, not uvicorn's [Errno 98] and exit 3."""
     import os
@@ -220,7 +227,7 @@ def test_a_port_in_use_is_one_line_naming_it_and_exit_2(fmt):
 
 
 @pytest.mark.parametrize("stdin", ["", "\n", " \t\r\n  \n"])
-def test_fingerprint_of_no_key_is_an_error(stdin):
+def test_fingerprint_of_no_key_is_an_error(stdin: str) -> None:
     """An empty or blank stdin has no fingerprint: exit 2 and one line saying so."""
     result = run("fingerprint", stdin=stdin)
     assert result.returncode == 2
@@ -230,7 +237,7 @@ def test_fingerprint_of_no_key_is_an_error(stdin):
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
-async def test_every_line_a_bridge_writes_is_json(tmp_path, stop):
+async def test_every_line_a_bridge_writes_is_json(tmp_path: Path, stop: signal.Signals) -> None:
     """Across start, a call, refused requests (the bridge's and uvicorn's own) and a
     shutdown by SIGTERM or SIGINT (Ctrl-C: once drained, no KeyboardInterrupt traceback),
     every line on stdout and stderr parses as JSON, and the process ends by the signal."""

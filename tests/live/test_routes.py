@@ -13,7 +13,7 @@ import pytest
 
 from proxy.config.settings import check_value
 from proxy.rollout.route_tables import RouteError, parse_routes
-from proxy.rollout.routes import DEFAULT_ROUTE, Call, bucket, choose, fingerprint
+from proxy.rollout.routes import DEFAULT_ROUTE, Call, Route, bucket, choose, fingerprint
 from proxy.rollout.shadow import Capture, compare, legacy_answer
 
 CANARY = {
@@ -25,20 +25,25 @@ CANARY = {
 }
 
 
-def routes(*entries):
+def routes(*entries: dict[str, object]) -> tuple[Route, ...]:
     return parse_routes(list(entries), check_value)
 
 
-def call(model="claude-2.1", caller="0123456789ab", user=None, **headers):
+def call(
+    model: str = "claude-2.1",
+    caller: str | None = "0123456789ab",
+    user: str | None = None,
+    **headers: str,
+) -> Call:
     return Call(model=model, caller=caller, user=user, headers=headers)
 
 
-def test_a_call_no_route_matches_is_translated():
+def test_a_call_no_route_matches_is_translated() -> None:
     choice = choose(routes({"name": "x", "match": {"model": "claude-instant-*"}}), call())
     assert (choice.route, choice.arm.mode, choice.shadow) == (DEFAULT_ROUTE, "translate", None)
 
 
-def test_first_match_wins_and_every_condition_must_hold():
+def test_first_match_wins_and_every_condition_must_hold() -> None:
     table = routes(
         {
             "name": "both",
@@ -53,7 +58,7 @@ def test_first_match_wins_and_every_condition_must_hold():
     assert choose(table, call(model="claude-instant-1")).route.name == "rest"
 
 
-def test_match_on_key_fingerprint_and_user():
+def test_match_on_key_fingerprint_and_user() -> None:
     table = routes(
         {"name": "key", "match": {"key": "0123456789ab"}},
         {"name": "user", "match": {"user": "team-*"}},
@@ -63,13 +68,13 @@ def test_match_on_key_fingerprint_and_user():
     assert choose(table, call(caller=None, user=None)).route.name == "default"
 
 
-def test_single_arm_routes_carry_their_overrides():
+def test_single_arm_routes_carry_their_overrides() -> None:
     (route,) = routes({"name": "r", "mode": "passthrough", "model": "m", "idle_timeout": 5})
     assert route.primary.mode == "passthrough"
     assert dict(route.primary.overrides) == {"model": "m", "idle_timeout": 5.0}
 
 
-def test_canary_is_sticky_and_splits_within_two_points():
+def test_canary_is_sticky_and_splits_within_two_points() -> None:
     """Over 10,000 callers, the share on the secondary arm is the setting within 2
     points; a caller gets the same arm every time."""
     table = routes(CANARY)
@@ -81,7 +86,7 @@ def test_canary_is_sticky_and_splits_within_two_points():
     assert again == arms
 
 
-def test_canary_sticky_by_user_falls_back_to_the_key():
+def test_canary_sticky_by_user_falls_back_to_the_key() -> None:
     (route,) = routes({**CANARY, "sticky": "user", "percent": 50})
     users = [f"user-{n}" for n in range(200)]
     by_user = {u: choose([route], call(caller=None, user=u)).arm_name for u in users}
@@ -96,7 +101,7 @@ def test_canary_sticky_by_user_falls_back_to_the_key():
     assert choose([route], call(caller=key, user=None)).arm_name == expected
 
 
-def test_the_bucket_is_the_same_in_every_process():
+def test_the_bucket_is_the_same_in_every_process() -> None:
     """A replica or a restart puts a caller in the same bucket: no per-process hashing."""
     code = "from proxy.rollout.routes import bucket; print(repr(bucket('canary', 'abc')))"
     seen = set()
@@ -113,20 +118,20 @@ def test_the_bucket_is_the_same_in_every_process():
     ("percent", "sample", "shadowed"),
     [(10, 9.99, True), (10, 10.0, False), (0, 0.0, False), (100, 99.9, True)],
 )
-def test_shadow_samples_by_percent(percent, sample, shadowed):
+def test_shadow_samples_by_percent(percent: int, sample: float, shadowed: bool) -> None:
     (route,) = routes({**CANARY, "name": "s", "mode": "shadow", "percent": percent})
     choice = choose([route], call(), sample=sample)
     assert choice.arm_name == "primary" and choice.arm.mode == "passthrough"
     assert (choice.shadow is route.secondary) is shadowed
 
 
-def test_the_kill_switch_overrides_every_route():
+def test_the_kill_switch_overrides_every_route() -> None:
     table = routes(CANARY)
     choice = choose(table, call(), force_mode="passthrough")
     assert (choice.route.name, choice.arm.mode, choice.shadow) == ("forced", "passthrough", None)
 
 
-def test_fingerprint():
+def test_fingerprint() -> None:
     assert fingerprint(b"sk-ant-test") == hashlib.sha256(b"sk-ant-test").hexdigest()[:12]
     assert fingerprint(None) is None and fingerprint(b"") is None
 
@@ -167,25 +172,25 @@ def test_fingerprint():
         ({"name": "a", "sticky": "ip"}, "sticky: expected key or user"),
     ],
 )
-def test_bad_routes_are_named(entry, message):
+def test_bad_routes_are_named(entry: dict[str, object], message: str) -> None:
     with pytest.raises(RouteError) as caught:
         routes(entry)
     assert str(caught.value).startswith(message) or message in str(caught.value)
 
 
-def test_duplicate_names_are_refused():
+def test_duplicate_names_are_refused() -> None:
     with pytest.raises(RouteError, match="the name 'a' is used twice"):
         routes({"name": "a"}, {"name": "a"})
 
 
-def test_describe_hides_secrets():
+def test_describe_hides_secrets() -> None:
     (route,) = routes(
         {**CANARY, "secondary": {"mode": "translate", "upstream_key": "env:TEAM_KEY"}}
     )
     assert "TEAM_KEY" not in route.describe() and "(secret)" in route.describe()
 
 
-def test_compare():
+def test_compare() -> None:
     same = compare((" Hello, World.", "stop_sequence"), (" Hello, World.", "stop_sequence"))
     assert same["exact_match"] and same["normalised_match"] and same["stop_match"]
     close = compare((" Hello,\n World.", "stop_sequence"), ("hello, world.", "max_tokens"))
@@ -222,18 +227,18 @@ V2_EVENT = b'event: completion\ndata: {"type":"completion","completion":"%s","st
         (b"not json", False, None),
     ],
 )
-def test_legacy_answer(body, stream, expected):
+def test_legacy_answer(body: bytes, stream: bool, expected: tuple[str, str] | None) -> None:
     """The text and stop reason of a legacy answer passed on as it came, or None."""
     assert legacy_answer(body, stream) == expected
 
 
-def test_a_key_pasted_as_a_fingerprint_is_not_echoed():
+def test_a_key_pasted_as_a_fingerprint_is_not_echoed() -> None:
     with pytest.raises(RouteError) as caught:
         routes({"name": "a", "match": {"key": "sk-ant-api03-SECRET"}})
     assert "SECRET" not in str(caught.value)
 
 
-def test_a_canary_caller_without_key_or_user_is_drawn_per_call():
+def test_a_canary_caller_without_key_or_user_is_drawn_per_call() -> None:
     """Callers with nothing to stick to would all share one bucket (all or none on the
     secondary); each of their calls is drawn instead."""
     table = routes(CANARY)
@@ -241,7 +246,7 @@ def test_a_canary_caller_without_key_or_user_is_drawn_per_call():
     assert arms == ["secondary", "secondary", "primary", "primary"]
 
 
-def test_a_compressed_legacy_answer_is_read_for_the_comparison():
+def test_a_compressed_legacy_answer_is_read_for_the_comparison() -> None:
     """A pass-through primary's gzipped or deflated answer (legacy SDKs ask for gzip) is
     read as it passes; an encoding the bridge cannot undo gives no answer, not a wrong one."""
     body = b'{"completion": " Hi", "stop_reason": "stop_sequence"}'
@@ -257,7 +262,7 @@ def test_a_compressed_legacy_answer_is_read_for_the_comparison():
     assert capture.answer() is None
 
 
-def test_a_long_v1_stream_is_compared_without_holding_it():
+def test_a_long_v1_stream_is_compared_without_holding_it() -> None:
     """v1 repeats the whole text on every line: the capture keeps only the latest, so a
     stream far larger in total than the limit is still compared."""
     capture = Capture(1000, stream=True)

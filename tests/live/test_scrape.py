@@ -126,12 +126,16 @@ async def test_sigterm_stops_both_listeners(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_a_metrics_port_that_cannot_be_used_stops_serve(argv, error, capsys) -> None:
+def test_a_metrics_port_that_cannot_be_used_stops_serve(
+    argv: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["serve", *argv], {}) == 2
     assert error in capsys.readouterr().err  # one line, JSON or text as the log is
 
 
-def test_the_environment_variable_and_the_file_set_it_too(tmp_path: Path, capsys) -> None:
+def test_the_environment_variable_and_the_file_set_it_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """BRIDGE_METRICS_PORT and the TOML key are checked the same way; check-config says
     where /metrics is served."""
     assert main(["serve"], {"BRIDGE_METRICS_PORT": "x"}) == 2

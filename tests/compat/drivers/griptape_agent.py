@@ -9,6 +9,7 @@ Prints {"output": str|null, "error": null|{"class", "message"}, "prompt": str}.
 import json
 import os
 import sys
+from typing import Any
 
 # An Agent builds default OpenAI drivers (task memory) it never calls without tools, and
 # their client wants a key at construction, as apps of the time found out.
@@ -26,10 +27,11 @@ def main() -> None:
     driver = AnthropicPromptDriver(
         api_key="sk-compat", model=scenario["model"], client=client, stream=scenario["stream"]
     )
-    out: dict = {"output": None, "error": None, "prompt": None}
+    out: dict[str, Any] = {"output": None, "error": None, "prompt": None}
     create = client.completions.create
 
-    def recorded(**params):  # the test's eyes on the prompt griptape wrote; passed on as is
+    # The test's eyes on the prompt griptape wrote; passed on as is.
+    def recorded(**params: Any) -> Any:
         out["prompt"] = params["prompt"]
         return create(**params)
 
