@@ -37,7 +37,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the fake upstream and the process helper live in tests/
 
 from tests.fakes.servers import bridge_process, serving  # noqa: E402
-from tests.fakes.upstream import create_fake_upstream  # noqa: E402
+from tests.fakes.upstream import FakeUpstream  # noqa: E402
 
 V2 = "2023-06-01"
 FORMATS = ("v1", "v2")
@@ -349,8 +349,8 @@ async def phase(
             while asyncio.get_running_loop().time() < deadline:
                 kind, fmt = rng.choices(kinds, weights)[0], rng.choice(FORMATS)
                 n = next(numbers)
-                if len(fake.state.requests) > 1000:
-                    fake.state.requests.clear()  # the fake records every request
+                if len(fake.requests) > 1000:
+                    fake.requests.clear()  # the fake records every request
                 try:
                     problem = await asyncio.wait_for(one(client, rng, n, kind, fmt), 60)
                 except Exception as exc:  # any error is a failed answer
@@ -393,7 +393,7 @@ async def soak(
     """The whole soak; the figures as a dict."""
     rng = random.Random(seed)  # noqa: S311 (traffic mix, not secrets)
     tally = Tally()
-    fake = create_fake_upstream()
+    fake = FakeUpstream()
     started = time.monotonic()
     async with serving(fake) as upstream_url, bridge_process(upstream_url, log_path) as bridge:
         ports = (int(bridge.url.rsplit(":", 1)[1]), int(upstream_url.rsplit(":", 1)[1]))

@@ -17,7 +17,16 @@ pipelines). Listens on 127.0.0.1 only.
 import argparse
 import asyncio
 import json
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the SSE builder and the message body live in tests/fakes
+
+from tests.fakes.factories import message  # noqa: E402
+from tests.fakes.sse import message_events  # noqa: E402
 
 LONG_MAX_TOKENS = 500
 MODEL = "claude-sonnet-4-5"
@@ -31,10 +40,6 @@ def text_deltas(count: int) -> list[str]:
 
 def _json(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
-
-
-def _event(name: str, data: object) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + _json(data) + b"\n\n"
 
 
 def _chunk(data: bytes) -> bytes:
@@ -74,51 +79,11 @@ class Answer:
 def answer(deltas: int) -> Answer:
     pieces = text_deltas(deltas)
     text = "".join(pieces)
-    usage = {"input_tokens": 10, "output_tokens": deltas}
-    message = {
-        "id": MESSAGE_ID,
-        "type": "message",
-        "role": "assistant",
-        "model": MODEL,
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": "end_turn",
-        "stop_sequence": None,
-        "usage": usage,
-    }
-    start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
-    events = [
-        _event("message_start", {"type": "message_start", "message": start}),
-        _event(
-            "content_block_start",
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            },
-        ),
-        *(
-            _event(
-                "content_block_delta",
-                {
-                    "type": "content_block_delta",
-                    "index": 0,
-                    "delta": {"type": "text_delta", "text": piece},
-                },
-            )
-            for piece in pieces
-        ),
-        _event("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        _event(
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                "usage": {"output_tokens": deltas},
-            },
-        ),
-        _event("message_stop", {"type": "message_stop"}),
-    ]
-    return Answer(text=text, deltas=deltas, body=_json(message), events=events)
+    body = message(
+        text, id=MESSAGE_ID, model=MODEL, usage={"input_tokens": 10, "output_tokens": deltas}
+    )
+    events = message_events(body, pieces, ping=False, compact=True)
+    return Answer(text=text, deltas=deltas, body=_json(body), events=events)
 
 
 def _plain(status: str, body: bytes) -> bytes:

@@ -33,7 +33,7 @@ from proxy.translate.prompt import MUST_END, MUST_START
 from tests.fakes.factories import legacy_body, message
 from tests.fakes.sse import delta
 from tests.fakes.sse import event as sse
-from tests.fakes.upstream import create_fake_upstream
+from tests.fakes.upstream import FakeUpstream
 
 KEY = "sk-ant-fuzz-0123456789"
 BOUND = 5  # seconds any one call may take: a hang fails the example, not the suite
@@ -75,7 +75,7 @@ def runner() -> Iterator[asyncio.Runner]:
 @pytest.fixture(scope="module")
 def fake(runner: asyncio.Runner) -> Iterator[Bridge]:
     """The bridge in front of the strict fake Messages API."""
-    bridge = Bridge(runner, httpx.ASGITransport(app=create_fake_upstream()))
+    bridge = Bridge(runner, httpx.ASGITransport(app=FakeUpstream()))
     yield bridge
     runner.run(bridge.client.aclose())
 

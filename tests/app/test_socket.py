@@ -13,8 +13,8 @@ from structlog.testing import capture_logs
 from proxy.config.settings import Settings
 from proxy.edge.app import create_app
 from tests.fakes.factories import legacy_body
-from tests.fakes.gated_upstream import GatedUpstream
 from tests.fakes.servers import serving
+from tests.fakes.upstream import gated_upstream
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ async def stack():
     async with contextlib.AsyncExitStack() as servers:
 
         async def build(**options):
-            upstream = GatedUpstream(**options)
+            upstream = gated_upstream(**options)
             upstream_url = await servers.enter_async_context(serving(upstream))
             app = create_app(Settings(upstream_url=upstream_url))
             bridge_url = await servers.enter_async_context(serving(app))
@@ -57,7 +57,7 @@ async def test_chunks_arrive_as_they_are_produced(stack):
 async def test_client_hangup_while_waiting_closes_upstream(stack, stream):
     """A client that leaves before the upstream answered: the upstream request is closed
     within a second, stream or not."""
-    bridge, upstream = await stack(hold_headers=True)
+    bridge, upstream = await stack(hold="headers")
     async with httpx.AsyncClient(base_url=bridge, timeout=10) as client:
         request = asyncio.create_task(
             client.post("/v1/complete", json=legacy_body(stream=stream)), name="legacy call"
@@ -133,7 +133,7 @@ async def test_unreachable_upstream_is_a_502():
 
 async def test_upstream_silent_before_headers_is_a_504():
     """An upstream that accepts but never answers: 504 timeout_error after read_timeout."""
-    upstream = GatedUpstream(hold_headers=True)
+    upstream = gated_upstream("headers")
     async with (
         serving(upstream) as upstream_url,
         await bridge_for(upstream_url, first_byte_timeout=0.3, idle_timeout=0.3) as bridge,
@@ -148,7 +148,7 @@ async def test_upstream_silent_before_headers_is_a_504():
 async def test_the_first_byte_may_take_longer_than_the_idle_timeout():
     """A slow first byte is timed by first_byte_timeout alone: an idle_timeout shorter
     than the wait for headers does not cut the call."""
-    upstream = GatedUpstream(hold_headers=True)
+    upstream = gated_upstream("headers")
     async with (
         serving(upstream) as upstream_url,
         await bridge_for(upstream_url, first_byte_timeout=10, idle_timeout=0.2) as bridge,
@@ -169,7 +169,7 @@ async def test_the_first_byte_may_take_longer_than_the_idle_timeout():
 async def test_upstream_stalling_mid_stream_ends_with_a_timeout_error(version):
     """A stream whose upstream goes silent past read_timeout ends with a timeout error,
     in both formats, after the text already sent."""
-    upstream = GatedUpstream()
+    upstream = gated_upstream()
     headers = {"anthropic-version": version} if version else {}
     async with (
         serving(upstream) as upstream_url,

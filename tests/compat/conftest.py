@@ -17,7 +17,7 @@ import httpx
 import pytest
 import uvicorn
 
-from tests.fakes.upstream import Received, create_fake_upstream
+from tests.fakes.upstream import FakeUpstream, Received
 
 from .envs import SDKS, Sdk, ensure
 
@@ -51,7 +51,7 @@ def sdk(request: pytest.FixtureRequest, installed: dict[str, Sdk]) -> Sdk:
 @pytest.fixture(scope="session")
 def fake_upstream() -> Iterator[tuple[str, list[Received]]]:
     """The fake Messages API on a free loopback port: its URL and its request log."""
-    app = create_fake_upstream()
+    app = FakeUpstream()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
@@ -61,7 +61,7 @@ def fake_upstream() -> Iterator[tuple[str, list[Received]]]:
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "fake upstream did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", app.state.requests
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}", app.requests
     server.should_exit = True
     thread.join(STARTUP_TIMEOUT)
     sock.close()

@@ -5,7 +5,7 @@ import json
 import httpx
 import pytest
 
-from tests.fakes.upstream import create_fake_upstream
+from tests.fakes.upstream import FakeUpstream
 
 HEADERS = {"x-api-key": "sk-test", "anthropic-version": "2023-06-01"}
 
@@ -26,7 +26,7 @@ def chat(*turns):
 
 @pytest.fixture
 def app():
-    return create_fake_upstream()
+    return FakeUpstream()
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ async def test_midstream_error(client):
 async def test_records_every_request(client, app):
     """Each request body and its headers are kept, rejected ones included."""
     await post(client, body(prompt="x"))
-    (received,) = app.state.requests
+    (received,) = app.requests
     assert received.body["prompt"] == "x"
     assert received.headers["anthropic-version"] == "2023-06-01"
 

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.fakes.gated_upstream import HEAD, TAIL
 from tests.fakes.servers import BridgeProcess, bridge_process, request_body, serving
-from tests.fakes.sse import delta
+from tests.fakes.sse import HEAD, TAIL, delta
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -8,7 +8,7 @@ import httpx
 
 from tests.fakes.factories import legacy_body
 from tests.fakes.servers import bridge_process, serving
-from tests.fakes.upstream import create_fake_upstream
+from tests.fakes.upstream import FakeUpstream
 
 CLIENT = "sk-ant-api03-CANARYclientKEY"
 BEARER = "sk-ant-api03-CANARYbearerTOKEN"
@@ -58,7 +58,7 @@ async def test_no_key_reaches_a_log_or_a_response(tmp_path):
         "BRIDGE_UPSTREAM_KEY": "env:CANARY_UPSTREAM_KEY",
         "CANARY_UPSTREAM_KEY": HELD,
     }
-    upstream = create_fake_upstream()
+    upstream = FakeUpstream()
     async with serving(upstream) as upstream_url:
         async with (
             bridge_process(upstream_url, tmp_path / "transparent.log", transparent) as first,
@@ -77,10 +77,7 @@ async def test_no_key_reaches_a_log_or_a_response(tmp_path):
     logs = [(tmp_path / name).read_text() for name in ("transparent.log", "shared.log")]
 
     # The canaries were really used: the upstream got them, the logs are not empty.
-    sent = {
-        r.headers.get("x-api-key") or r.headers.get("authorization")
-        for r in upstream.state.requests
-    }
+    sent = {r.headers.get("x-api-key") or r.headers.get("authorization") for r in upstream.requests}
     assert {CLIENT, f"Bearer {BEARER}", HELD} <= sent
     assert all(log.count('"event":"complete"') >= 18 for log in logs)
     assert any("401" in answer.split("\n")[0] for answer in seen)

@@ -13,10 +13,10 @@ import pytest
 from proxy.config.settings import Settings
 from proxy.edge.app import create_app
 from tests.fakes.factories import legacy_body
-from tests.fakes.gated_upstream import HEAD, GatedUpstream
 from tests.fakes.raw_client import Connection, head
 from tests.fakes.servers import bridge_process, request_body, serving
-from tests.fakes.sse import delta
+from tests.fakes.sse import HEAD, delta
+from tests.fakes.upstream import gated_upstream
 
 V2 = {"anthropic-version": "2023-06-01"}
 
@@ -35,7 +35,7 @@ async def open_stream(client: httpx.AsyncClient, stack):
 async def test_sigterm_lets_open_streams_finish_and_refuses_new_connections(tmp_path):
     """Three streams open at SIGTERM all complete intact; meanwhile new connections are
     refused; the process exits 0 once they are done, well before the deadline."""
-    upstream = GatedUpstream()
+    upstream = gated_upstream()
     async with serving(upstream) as upstream_url, contextlib.AsyncExitStack() as stack:
         bridge = await stack.enter_async_context(
             bridge_process(upstream_url, tmp_path / "bridge.log", {"BRIDGE_DRAIN_TIMEOUT": "20"})
@@ -80,7 +80,7 @@ async def test_sigterm_lets_open_streams_finish_and_refuses_new_connections(tmp_
 async def test_streams_still_open_at_the_deadline_end_in_an_error(tmp_path):
     """A stream that outlives drain_timeout ends with an error event (not a bare cut),
     and the process still stops on time."""
-    upstream = GatedUpstream()
+    upstream = gated_upstream()
     async with serving(upstream) as upstream_url, contextlib.AsyncExitStack() as stack:
         bridge = await stack.enter_async_context(
             bridge_process(upstream_url, tmp_path / "bridge.log", {"BRIDGE_DRAIN_TIMEOUT": "1"})

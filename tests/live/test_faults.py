@@ -1,4 +1,4 @@
-"""Fault injection against a real bridge process on loopback (tests/fakes/fault_upstream.py).
+"""Fault injection against a real bridge process on loopback (tests/fakes/faults.py).
 
 Each fault, for each way a legacy client can ask (a JSON body or a stream, v1 or v2),
 has one exact client-visible result:
@@ -27,8 +27,9 @@ import pytest
 import pytest_asyncio
 
 from tests.fakes.factories import legacy_body
-from tests.fakes.fault_upstream import ANSWER_HEADERS, STATUS_FAULTS, FaultUpstream
+from tests.fakes.faults import ANSWER_HEADERS, STATUS_FAULTS
 from tests.fakes.servers import bridge_process, free_port
+from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -202,7 +203,7 @@ tags = (f"t{n}" for n in itertools.count())
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def upstream():
-    async with FaultUpstream() as server:
+    async with FakeUpstream() as server:
         yield server
 
 

@@ -27,7 +27,7 @@ from proxy.edge.limits import MAX_HEAD_BYTES, MAX_HEADER_FIELDS, BoundedHttpTool
 from tests.fakes.factories import legacy_body, message
 from tests.fakes.raw_client import BOUND, Connection, head
 from tests.fakes.servers import bridge_process, serving
-from tests.fakes.upstream import create_fake_upstream
+from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -45,7 +45,7 @@ def bounded_serving(app):
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def upstream() -> AsyncIterator[str]:
-    async with serving(create_fake_upstream()) as url:
+    async with serving(FakeUpstream()) as url:
         yield url
 
 

@@ -9,8 +9,8 @@ import json
 import httpx
 
 from tests.fakes.factories import legacy_body
-from tests.fakes.gated_upstream import GatedUpstream
 from tests.fakes.servers import bridge_process, serving
+from tests.fakes.upstream import FakeUpstream, gated_upstream
 
 BUDGET = {"BRIDGE_MAX_BODY_BYTES": "200000", "BRIDGE_MAX_INFLIGHT_BYTES": "300000"}
 V2 = {"anthropic-version": "2023-06-01"}
@@ -27,8 +27,7 @@ def big(size: int, **overrides) -> bytes:
 
 
 async def test_stop_sequences_past_the_cap_get_a_400_naming_it(tmp_path):
-    upstream = GatedUpstream()
-    upstream.gate.set()
+    upstream = FakeUpstream()
     async with (
         serving(upstream) as upstream_url,
         bridge_process(upstream_url, tmp_path / "bridge.log") as bridge,
@@ -58,7 +57,7 @@ async def test_a_body_over_the_inflight_budget_gets_529_until_the_budget_is_free
     """A call held by the upstream keeps 150 kB of a 300 kB budget: a second 150 kB call
     fits no more (529 overloaded_error, retry-after), before its body is read, whether
     its length is declared or it comes chunked; once the first ends, the next is served."""
-    upstream = GatedUpstream()
+    upstream = gated_upstream()
     async with (
         serving(upstream) as upstream_url,
         bridge_process(upstream_url, tmp_path / "bridge.log", BUDGET) as bridge,
@@ -115,7 +114,7 @@ def complete_statuses(bridge) -> list[int]:
 async def test_a_budget_below_the_body_limit_is_refused_at_start(tmp_path):
     """A body at max_body_bytes could never fit: the config is refused, naming both."""
     env = {"BRIDGE_MAX_BODY_BYTES": "200000", "BRIDGE_MAX_INFLIGHT_BYTES": "100000"}
-    upstream = GatedUpstream()
+    upstream = gated_upstream()
     async with serving(upstream) as upstream_url:
         try:
             async with bridge_process(upstream_url, tmp_path / "bridge.log", env):

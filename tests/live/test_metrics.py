@@ -16,7 +16,7 @@ from proxy.rollout.route_tables import parse_routes
 from tests.fakes.factories import CANARY_ROUTE, legacy_body, message
 from tests.fakes.servers import bridge_process, serving
 from tests.fakes.sse import event as sse_event
-from tests.fakes.upstream import create_fake_upstream
+from tests.fakes.upstream import FakeUpstream
 
 V2 = {"anthropic-version": "2023-06-01", "x-api-key": "sk-ant-test"}
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -441,7 +441,7 @@ async def test_metrics_endpoint_counts_what_the_app_served(tmp_path) -> None:
 async def test_a_real_bridge_process_serves_metrics(tmp_path) -> None:
     """A `complete-bridge serve` process counts a call it translated and serves /metrics."""
     async with (
-        serving(create_fake_upstream()) as upstream_url,
+        serving(FakeUpstream()) as upstream_url,
         bridge_process(upstream_url, tmp_path / "bridge.log") as bridge,
         httpx.AsyncClient(base_url=bridge.url, timeout=10) as client,
     ):

@@ -40,7 +40,7 @@ from starlette.routing import Mount, Route
 from proxy.rollout.routes import bucket, fingerprint
 from tests.fakes.factories import legacy_body
 from tests.fakes.servers import BridgeProcess, bridge_process, free_port, serving
-from tests.fakes.upstream import create_fake_upstream, words
+from tests.fakes.upstream import FakeUpstream, words
 
 pytestmark = pytest.mark.prometheus
 
@@ -126,7 +126,7 @@ def upstream() -> Starlette:
         routes=[
             Route("/v1/complete", legacy_complete, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
-            Mount("", app=create_fake_upstream()),
+            Mount("", app=FakeUpstream()),
         ]
     )
 

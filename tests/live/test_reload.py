@@ -21,9 +21,8 @@ import httpx
 import pytest
 
 from tests.fakes.factories import legacy_body
-from tests.fakes.gated_upstream import HEAD, TAIL
 from tests.fakes.servers import BridgeProcess, bridge_process, request_body, serving
-from tests.fakes.sse import delta
+from tests.fakes.sse import HEAD, TAIL, delta
 
 KEY = {"x-api-key": "sk-ant-test-reload"}
 V2 = {**KEY, "anthropic-version": "2023-06-01"}

@@ -22,7 +22,7 @@ from proxy.report.quantiles import EXACT_SAMPLES, Quantiles
 from proxy.report.tally import adaptation_kind
 from tests.fakes.factories import PROMPT, legacy_body
 from tests.fakes.servers import bridge_process, serving
-from tests.fakes.upstream import create_fake_upstream
+from tests.fakes.upstream import FakeUpstream
 from tests.live.test_reload import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -464,7 +464,7 @@ async def test_report_of_a_real_bridge_log(tmp_path):
         ("key-beta", legacy_body(prompt="\n\nHuman: FAIL 529\n\nAssistant:"), {}),
     ]
     async with (
-        serving(create_fake_upstream()) as upstream_url,
+        serving(FakeUpstream()) as upstream_url,
         bridge_process(upstream_url, log) as bridge,
         httpx.AsyncClient(base_url=bridge.url, timeout=10) as client,
     ):
@@ -515,7 +515,7 @@ async def test_a_refused_call_counts_under_its_model(tmp_path):
     calls refused before routing (a body that is not JSON)."""
     log = tmp_path / "bridge.log"
     async with (
-        serving(create_fake_upstream()) as upstream_url,
+        serving(FakeUpstream()) as upstream_url,
         bridge_process(upstream_url, log) as bridge,
         httpx.AsyncClient(
             base_url=bridge.url, timeout=10, headers={"x-api-key": "key-alpha"}
@@ -554,7 +554,7 @@ async def test_a_passed_on_call_with_an_odd_model_is_counted(tmp_path):
     report counts it under "(unknown)" rather than skipping its line."""
     log = tmp_path / "bridge.log"
     async with (
-        serving(create_fake_upstream()) as upstream_url,
+        serving(FakeUpstream()) as upstream_url,
         bridge_process(upstream_url, log, env={"BRIDGE_FORCE_MODE": "passthrough"}) as bridge,
         httpx.AsyncClient(
             base_url=bridge.url, timeout=10, headers={"x-api-key": "key-alpha"}

@@ -26,11 +26,10 @@ import pytest
 import pytest_asyncio
 
 from tests.fakes.factories import legacy_body
-from tests.fakes.gated_upstream import GatedUpstream
 from tests.fakes.raw_client import BOUND, Connection, head
 from tests.fakes.raw_server import RawServer
 from tests.fakes.servers import bridge_process, free_port, serving
-from tests.fakes.upstream import create_fake_upstream
+from tests.fakes.upstream import FakeUpstream, gated_upstream
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -43,7 +42,7 @@ V2 = (b"anthropic-version", b"2023-06-01")
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def upstream() -> AsyncIterator[str]:
-    async with serving(create_fake_upstream()) as url:
+    async with serving(FakeUpstream()) as url:
         yield url
 
 
@@ -388,7 +387,7 @@ async def test_a_stream_held_longer_than_both_timeouts_finishes(tmp_path):
     """The timers stop once a request is read: an answer that takes three times
     header_timeout and body_timeout still arrives whole, even with the start of a next
     head pipelined behind it (no 408 can go into an answer); that head's 408 follows."""
-    gated = GatedUpstream()
+    gated = gated_upstream()
     async with (
         serving(gated) as upstream_url,
         bridge_process(upstream_url, tmp_path / "bridge.log", SHORT) as bridge,
@@ -422,7 +421,7 @@ async def test_1000_streams_held_open_at_once_all_finish_on_the_defaults(tmp_pat
     """1,000 v2 streams, each on its own connection, all held open by the upstream at
     once (each sent its first text, then waits), then released: every one finishes with
     its whole text. Default settings: the connection bound is far above this."""
-    gated = GatedUpstream()
+    gated = gated_upstream()
     opened = 0
     all_open = asyncio.Event()
     body = complete_body(stream=True)

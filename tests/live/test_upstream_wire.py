@@ -21,11 +21,11 @@ import pytest
 import pytest_asyncio
 
 from tests.fakes.factories import legacy_body
-from tests.fakes.fault_upstream import START, chunked, delta, event, message, read_request
+from tests.fakes.faults import message, stream
 from tests.fakes.raw_client import Connection as RawConnection
 from tests.fakes.raw_client import head as raw_head
-from tests.fakes.raw_server import RawServer
-from tests.fakes.servers import bridge_process
+from tests.fakes.raw_server import RawServer, chunked, read_request
+from tests.fakes.servers import BridgeProcess, bridge_process
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -88,15 +88,7 @@ def json_answer(text: str) -> bytes:
 
 
 def stream_events(text: str) -> bytes:
-    start = {**START, "content": [], "usage": {"input_tokens": 9}}
-    return (
-        event("message_start", message=start)
-        + event("content_block_start", index=0, content_block={"type": "text", "text": ""})
-        + delta(text)
-        + event("content_block_stop", index=0)
-        + event("message_delta", delta={"stop_reason": "end_turn"}, usage={"output_tokens": 4})
-        + event("message_stop")
-    )
+    return b"".join(stream(text))
 
 
 STREAM_HEAD = head(200, {"content-type": "text/event-stream", "transfer-encoding": "chunked"})

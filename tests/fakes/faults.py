@@ -1,34 +1,30 @@
-"""A fake Messages upstream on a raw asyncio socket, for fault injection.
+"""The fault scripts of the fake upstream (tests/fakes/upstream.py), on its raw socket.
 
 Raw, because several faults live below HTTP: a reset, a cut body, bytes sent one at a
 time. A request picks its fault with a marker in its prompt, which reaches the fake
 inside the JSON body: `FAULT <name> <tag>`; the tag names the exchange for the test.
 
-    async with FaultUpstream() as upstream:    # listening on 127.0.0.1
+    async with FakeUpstream() as upstream:     # listening on 127.0.0.1
         ...  # a legacy prompt "\\n\\nHuman: FAULT stall_body t1\\n\\nAssistant:"
         exchange = upstream.exchanges["t1"]    # what it received; when the bridge left
 
-Every answer starts like a real one: a stream sends `HEAD` (message_start, ping,
-content_block_start and the deltas "Hello" and " wörld"), a body sends the first half of
-`MESSAGE`. Mid-stream faults then wait for `exchange.proceed` (the test sets it once its
-client has seen the bridge pass that text on: v2 " wörld", v1 the line " Hello", which a
-v1 stream sends only once the next piece, " wörld", has come), so that no fault can
-overtake the text before it. Faults that keep the
-connection open (`exchange.held`) wait until the bridge closes it (`exchange.closed`).
+Every answer starts like a real one: a stream sends `HEAD` (message_start,
+content_block_start, ping and the deltas "Hello" and " wörld"), a body sends the first
+half of `MESSAGE`. Mid-stream faults then wait for `exchange.proceed` (the test sets it
+once its client has seen the bridge pass that text on: v2 " wörld", v1 the line " Hello",
+which a v1 stream sends only once the next piece, " wörld", has come), so that no fault
+can overtake the text before it. Faults that keep the connection open (`exchange.held`)
+wait until the bridge closes it (`exchange.closed`).
 """
 
 import asyncio
-import contextlib
 import json
-import re
-import socket
-import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes import sse
-from tests.fakes.raw_server import RawServer
+from tests.fakes import factories, sse
+from tests.fakes.raw_server import Wire, chunked, response_head
 
 REQUEST_ID = "req_fault"
 # Sent with every answer: kept ones a legacy client must see, and one it must not.
@@ -50,33 +46,26 @@ def delta(text: str) -> bytes:
 
 
 START = {"id": "msg_fault", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5"}
-HEAD = (
-    event("message_start", message={**START, "content": [], "usage": {"input_tokens": 9}})
-    + event("ping")
-    + event("content_block_start", index=0, content_block={"type": "text", "text": ""})
-    + delta("Hello")
-    + delta(" wörld")  # multi-byte characters on a byte-by-byte wire
-)
-REST = (
-    delta(" ✓")
-    + event("content_block_stop", index=0)
-    + event("message_delta", delta={"stop_reason": "end_turn"}, usage={"output_tokens": 4})
-    + event("message_stop")
-)
 TEXT = "Hello wörld ✓"
+PIECES = ["Hello", " wörld", " ✓"]  # multi-byte characters on a byte-by-byte wire
+
+
+def body(text: str = TEXT) -> dict[str, Any]:
+    """The Messages response body with `text`."""
+    return factories.message(text, **START, usage={"input_tokens": 9, "output_tokens": 4})
 
 
 def message(text: str = TEXT) -> bytes:
-    body = {
-        **START,
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": "end_turn",
-        "stop_sequence": None,
-        "usage": {"input_tokens": 9, "output_tokens": 4},
-    }
-    return json.dumps(body, ensure_ascii=False).encode()
+    return json.dumps(body(text), ensure_ascii=False).encode()
 
 
+def stream(text: str = TEXT, pieces: list[str] | None = None) -> list[bytes]:
+    """The events of the stream of `text`, sent in `pieces` (the whole text by default)."""
+    return sse.message_events(body(text), pieces or [text], ensure_ascii=False)
+
+
+HEAD = b"".join(stream(TEXT, PIECES)[:5])  # up to the deltas "Hello" and " wörld"
+REST = b"".join(stream(TEXT, PIECES)[5:])
 MESSAGE = message()
 
 
@@ -139,51 +128,6 @@ class Exchange:
         return isinstance(self.body, dict) and self.body.get("stream") is True
 
 
-class Wire:
-    """Raw HTTP/1.1 answers on one connection; every write waits until it left."""
-
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self.writer = writer
-
-    async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()  # with write buffer limits of 0: until the kernel has it
-
-    async def head(self, status: int, headers: dict[str, str]) -> None:
-        await self.send(response_head(status, headers))
-
-    async def stream_head(self) -> None:
-        await self.send(STREAM_HEAD)
-
-    async def json_head(self, length: int | None) -> None:
-        await self.send(json_head(length))
-
-    async def chunk(self, data: bytes) -> None:
-        await self.send(chunked(data))
-
-    async def end(self) -> None:
-        await self.send(b"0\r\n\r\n")
-
-    async def dribble(self, data: bytes, seconds: float) -> None:
-        """One byte per write, spread evenly over `seconds`."""
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for i in range(len(data)):
-            await self.send(data[i : i + 1])
-            await asyncio.sleep(start + seconds * (i + 1) / len(data) - loop.time())
-
-    def reset(self) -> None:
-        """Close with a TCP RST instead of a FIN."""
-        sock = self.writer.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.writer.transport.abort()
-
-
-def response_head(status: int, headers: dict[str, str]) -> bytes:
-    lines = [f"HTTP/1.1 {status:03d} Fault", *(f"{k}: {v}" for k, v in headers.items())]
-    return ("\r\n".join([*lines, "connection: close"]) + "\r\n\r\n").encode()
-
-
 def json_head(length: int | None) -> bytes:
     """A JSON answer's head: with its content-length, or chunked when None."""
     if length is None:
@@ -203,10 +147,6 @@ STREAM_HEAD = response_head(
 )
 
 
-def chunked(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
 Fault = Callable[[Exchange, Wire], Awaitable[None]]
 FAULTS: dict[str, Fault] = {}
 
@@ -219,11 +159,11 @@ def fault(function: Fault) -> Fault:
 async def start(ex: Exchange, wire: Wire) -> None:
     """A normal beginning: a stream's HEAD (then wait for the go), or half the body."""
     if ex.stream:
-        await wire.stream_head()
+        await wire.send(STREAM_HEAD)
         await wire.chunk(HEAD)
         await ex.proceed.wait()
     else:
-        await wire.json_head(len(MESSAGE))
+        await wire.send(json_head(len(MESSAGE)))
         await wire.send(MESSAGE[: len(MESSAGE) // 2])
 
 
@@ -270,7 +210,7 @@ async def eof_mid_chunk(ex: Exchange, wire: Wire) -> None:
     if ex.stream:
         await start(ex, wire)
     else:
-        await wire.json_head(None)
+        await wire.send(json_head(None))
         await wire.chunk(MESSAGE[: len(MESSAGE) // 2])
 
 
@@ -280,7 +220,7 @@ async def start_chunked(ex: Exchange, wire: Wire) -> None:
     if ex.stream:
         await start(ex, wire)
     else:
-        await wire.json_head(None)
+        await wire.send(json_head(None))
         await wire.chunk(MESSAGE[: len(MESSAGE) // 2])
 
 
@@ -329,7 +269,7 @@ async def malformed(ex: Exchange, wire: Wire) -> None:
         await ex.hold()
     else:
         body = b'{"type": "message", "content": ['
-        await wire.json_head(len(body))
+        await wire.send(json_head(len(body)))
         await wire.send(body)
 
 
@@ -338,7 +278,7 @@ async def garbage_lines(ex: Exchange, wire: Wire) -> None:
     """A correct stream with lines an SSE parser must ignore: comments, unknown fields,
     lines without a colon, id and retry."""
     junk = b": keep-alive\nnot a field\nid: 7\nretry: 1000\nx-weird: field\n"
-    await wire.stream_head()
+    await wire.send(STREAM_HEAD)
     await wire.chunk((HEAD + REST).replace(b"\n\n", b"\n" + junk + b"\n"))
     await wire.end()
 
@@ -347,10 +287,10 @@ async def garbage_lines(ex: Exchange, wire: Wire) -> None:
 async def stall_after_stop(ex: Exchange, wire: Wire) -> None:
     """A complete answer, then the connection stays open (a stream without its last chunk)."""
     if ex.stream:
-        await wire.stream_head()
+        await wire.send(STREAM_HEAD)
         await wire.chunk(HEAD + REST)
     else:
-        await wire.json_head(len(MESSAGE))
+        await wire.send(json_head(len(MESSAGE)))
         await wire.send(MESSAGE)
     await ex.hold()
 
@@ -377,7 +317,7 @@ async def huge(ex: Exchange, wire: Wire) -> None:
         await wire.end()
     else:
         body = message("a" * HUGE)
-        await wire.json_head(len(body))
+        await wire.send(json_head(len(body)))
         await wire.send(body)
 
 
@@ -397,73 +337,3 @@ FAULTS["status_600"] = _status_fault(600, envelope("api_error", "six hundred"), 
 FAULTS["status_000"] = _status_fault(0, envelope("api_error", "zero"), {})
 FAULTS["status_101"] = _status_fault(101, b"", {"upgrade": "websocket"})
 FAULTS["unknown"] = _status_fault(400, envelope("invalid_request_error", "no FAULT marker"), {})
-
-
-async def read_request(
-    reader: asyncio.StreamReader,
-) -> tuple[str, str, dict[str, str], bytes] | None:
-    """One HTTP/1.1 request off a raw connection, as the bridge sends it: method, target,
-    headers (names lower-cased) and the body, chunked or not; None if the connection
-    closed before a head."""
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError:
-        return None
-    request_line, *lines = head.decode("latin-1").rstrip("\r\n").split("\r\n")
-    method, target, _ = request_line.split(" ", 2)
-    headers = {}
-    for line in lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    if headers.get("transfer-encoding") == "chunked":
-        body = b""
-        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-            body += (await reader.readexactly(size + 2))[:-2]
-        await reader.readuntil(b"\r\n")  # the blank line after the last chunk
-    else:
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return method, target, headers, body
-
-
-class FaultUpstream(RawServer):
-    """The server: `url` while entered; `exchanges` by tag."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.exchanges: dict[str, Exchange] = {}
-
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.transport.set_write_buffer_limits(0)
-        ex = await self._receive(reader)
-        if ex is None:
-            return
-        watcher = asyncio.create_task(self._watch(reader, ex), name="watch the bridge")
-        try:
-            await FAULTS.get(ex.fault, FAULTS["unknown"])(ex, Wire(writer))
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-
-    async def _receive(self, reader: asyncio.StreamReader) -> Exchange | None:
-        request = await read_request(reader)
-        if request is None:
-            return None  # connected and left without a request
-        method, path, headers, raw = request
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = raw
-        marker = re.search(rb"FAULT (\w+) (\w+)", raw)
-        fault, tag = (marker[1].decode(), marker[2].decode()) if marker else ("unknown", "")
-        ex = Exchange(fault, tag, method, path, headers, body)
-        self.exchanges[tag] = ex
-        return ex
-
-    async def _watch(self, reader: asyncio.StreamReader, ex: Exchange) -> None:
-        """The bridge sends nothing after its request: any read ends when it hangs up."""
-        with contextlib.suppress(ConnectionError):
-            while await reader.read(65536):
-                pass
-        ex.closed.set()
-        ex.proceed.set()  # a fault waiting for the go wakes up, and finds nobody there
