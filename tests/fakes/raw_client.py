@@ -22,7 +22,8 @@ class Reply:
         assert self.headers["x-should-retry"] == ("true" if retry else "false")
         envelope = json.loads(self.body)
         assert envelope["type"] == "error" and set(envelope["error"]) == {"type", "message"}
-        return envelope["error"]
+        error: dict[str, str] = envelope["error"]
+        return error
 
 
 class Connection:

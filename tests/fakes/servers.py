@@ -1,4 +1,5 @@
-"""Real uvicorn servers on 127.0.0.1, started and stopped inside a test's event loop."""
+"""Real servers on 127.0.0.1 for the tests: uvicorn started and stopped inside a test's
+event loop, a real bridge process (and its log), the CLI as a subprocess, a free port."""
 
 import asyncio
 import contextlib
@@ -10,13 +11,15 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
+from starlette.types import ASGIApp, Receive
 
 
 @contextlib.asynccontextmanager
-async def serving(app, **options) -> AsyncIterator[str]:
+async def serving(app: ASGIApp, **options: Any) -> AsyncIterator[str]:
     """Serve `app` on a free loopback port; yield its base URL; stop it after.
     `options` go to uvicorn.Config (e.g. `http=` the protocol the bridge serves with)."""
     config = uvicorn.Config(
@@ -35,12 +38,13 @@ async def serving(app, **options) -> AsyncIterator[str]:
         await asyncio.wait_for(task, 10)
 
 
-async def request_body(receive) -> bytes:
+async def request_body(receive: Receive) -> bytes:
     """An ASGI request's whole body."""
     raw = b""
     while True:
         message = await receive()
-        raw += message.get("body", b"")
+        chunk: bytes = message.get("body", b"")
+        raw += chunk
         if not message.get("more_body"):
             return raw
 
@@ -48,7 +52,7 @@ async def request_body(receive) -> bytes:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -57,10 +61,40 @@ class BridgeProcess:
     url: str
     log_path: Path
 
-    def log(self) -> list[dict]:
+    def log(self) -> list[dict[str, Any]]:
         """The JSON log lines the bridge wrote so far."""
         lines = self.log_path.read_text().splitlines()
         return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The log lines of event `name` so far."""
+        return [line for line in self.log() if line["event"] == name]
+
+    async def wait_for(self, name: str, count: int = 1, within: float = 5) -> list[dict[str, Any]]:
+        """The log lines of event `name`, once there are at least `count` of them."""
+        async with asyncio.timeout(within):
+            while len(found := self.events(name)) < count:  # noqa: ASYNC110 (a log file)
+                await asyncio.sleep(0.02)
+        return found
+
+
+def run_cli(
+    *args: str, stdin: str = "", env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`complete-bridge ARGS` as an operator runs it, a subprocess: no BRIDGE_* setting
+    (nor MISSING_BRIDGE_KEY) from the test's environment, `env` added."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+    environ.pop("MISSING_BRIDGE_KEY", None)
+    environ.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "proxy", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=environ,
+        cwd=cwd,
+    )
 
 
 @contextlib.asynccontextmanager
