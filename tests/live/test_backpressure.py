@@ -7,11 +7,14 @@ import asyncio
 import contextlib
 import json
 import socket
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
+from starlette.types import Receive, Scope, Send
 
 from tests.fakes.servers import BridgeProcess, bridge_process, request_body, serving
 from tests.fakes.sse import HEAD, TAIL, delta
@@ -77,7 +80,7 @@ class ScriptedUpstream:
         self.calls: list[Call] = []
         self.arrived = asyncio.Event()  # set by each call
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         raw = await request_body(receive)
@@ -86,7 +89,7 @@ class ScriptedUpstream:
         self.arrived.set()
         loop = asyncio.get_running_loop()
 
-        async def watch():
+        async def watch() -> None:
             while (await receive())["type"] != "http.disconnect":
                 pass
             call.closed_at = loop.time()
@@ -105,7 +108,7 @@ class ScriptedUpstream:
         finally:
             watcher.cancel()
 
-    async def _long(self, call: Call, send, offer: int) -> None:
+    async def _long(self, call: Call, send: Send, offer: int) -> None:
         headers = [(b"content-type", b"text/event-stream")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": HEAD, "more_body": True})
@@ -121,12 +124,14 @@ class ScriptedUpstream:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def upstream():
+async def upstream() -> ScriptedUpstream:
     return ScriptedUpstream()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def bridge(upstream, tmp_path_factory):
+async def bridge(
+    upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[BridgeProcess]:
     """One real bridge process (its defaults) in front of the scripted upstream, shared
     by the tests that hang up while it waits."""
     log = tmp_path_factory.mktemp("backpressure") / "bridge.log"
@@ -194,7 +199,7 @@ async def read_slowly(sock: socket.socket, seconds: float, rate: int) -> bytes:
     return bytes(got)
 
 
-def completes(bridge: BridgeProcess) -> list[dict]:
+def completes(bridge: BridgeProcess) -> list[dict[str, Any]]:
     return [line for line in bridge.log() if line["event"] == "complete"]
 
 
@@ -207,7 +212,7 @@ async def quiet(bridge: BridgeProcess, upstream: ScriptedUpstream) -> int:
     return len(lines)
 
 
-async def complete_line(bridge: BridgeProcess, index: int) -> dict:
+async def complete_line(bridge: BridgeProcess, index: int) -> dict[str, Any]:
     """The bridge's log line for its `index`-th translated request, once written."""
     async with asyncio.timeout(5):
         while len(lines := completes(bridge)) <= index:  # noqa: ASYNC110 (a file to poll)
@@ -238,7 +243,7 @@ def check_stream_prefix(raw: bytes, fmt: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["v1", "v2"])
-async def test_slow_reader_gets_backpressure_not_buffering(tmp_path, fmt):
+async def test_slow_reader_gets_backpressure_not_buffering(tmp_path: Path, fmt: str) -> None:
     """A stream read at ~1 KB/s for 6 s: the upstream could push only what the buffers
     along the path hold (the kernel's, plus a bounded amount in the bridge), far below
     the 256 MB it offered, and nothing more once they were full; the bridge's RSS grew
@@ -265,7 +270,7 @@ async def slow_reader(bridge: BridgeProcess, upstream: ScriptedUpstream, fmt: st
     sock = await send_request(bridge.url, request, rcvbuf=CLIENT_RCVBUF)
     midway = None
 
-    async def sample():
+    async def sample() -> None:
         nonlocal rss_peak, midway
         started = loop.time()
         while True:
@@ -301,7 +306,9 @@ async def slow_reader(bridge: BridgeProcess, upstream: ScriptedUpstream, fmt: st
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 @pytest.mark.parametrize("phase", ["status", "body"])
-async def test_hangup_while_waiting_for_the_upstream_closes_it(bridge, upstream, phase, stream):
+async def test_hangup_while_waiting_for_the_upstream_closes_it(
+    bridge: BridgeProcess, upstream: ScriptedUpstream, phase: str, stream: bool
+) -> None:
     """A client that hangs up while the bridge waits for the upstream's status line, or
     for its first body byte, makes the real bridge process close the upstream call within
     1 s, stream or not; its log line says the client disconnected."""

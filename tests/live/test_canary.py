@@ -3,6 +3,7 @@ canary keys planted in each place a key can be, then everything it produced (its
 every response's status line, headers and body) is searched for them."""
 
 import asyncio
+from pathlib import Path
 
 import httpx
 
@@ -17,7 +18,7 @@ HELD = "sk-ant-api03-CANARYheldUPSTREAMkey"
 CANARIES = (CLIENT, BEARER, ISSUED, HELD)
 
 
-def prompt(text):
+def prompt(text: str) -> str:
     return f"\n\nHuman: {text}\n\nAssistant:"
 
 
@@ -48,7 +49,7 @@ async def produce(client: httpx.AsyncClient, auth: dict[str, str]) -> list[str]:
     return seen
 
 
-async def test_no_key_reaches_a_log_or_a_response(tmp_path):
+async def test_no_key_reaches_a_log_or_a_response(tmp_path: Path) -> None:
     keys = tmp_path / "client-keys"
     keys.write_text(ISSUED + "\n")
     transparent = {"BRIDGE_MAX_BODY_BYTES": "1024", "BRIDGE_LOG_TEXT": "true"}

@@ -6,9 +6,13 @@ import contextlib
 import json
 import signal
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from proxy.config.settings import Settings
 from proxy.edge.app import create_app
@@ -21,7 +25,9 @@ from tests.fakes.upstream import gated_upstream
 V2 = {"anthropic-version": "2023-06-01"}
 
 
-async def open_stream(client: httpx.AsyncClient, stack):
+async def open_stream(
+    client: httpx.AsyncClient, stack: contextlib.AsyncExitStack
+) -> tuple[str, AsyncIterator[str]]:
     """Start a v2 stream and read up to its first completion event; return the line reader."""
     response = await stack.enter_async_context(
         client.stream("POST", "/v1/complete", json=legacy_body(stream=True), headers=V2)
@@ -29,10 +35,11 @@ async def open_stream(client: httpx.AsyncClient, stack):
     lines = response.aiter_lines()
     while not (line := await anext(lines)).startswith("data:"):
         pass
-    return json.loads(line[5:])["completion"], lines
+    completion: str = json.loads(line[5:])["completion"]
+    return completion, lines
 
 
-async def test_sigterm_lets_open_streams_finish_and_refuses_new_connections(tmp_path):
+async def test_sigterm_lets_open_streams_finish_and_refuses_new_connections(tmp_path: Path) -> None:
     """Three streams open at SIGTERM all complete intact; meanwhile new connections are
     refused; the process exits 0 once they are done, well before the deadline."""
     upstream = gated_upstream()
@@ -77,7 +84,7 @@ async def test_sigterm_lets_open_streams_finish_and_refuses_new_connections(tmp_
     assert [line["status"] for line in log if line["event"] == "complete"] == [200, 200, 200]
 
 
-async def test_streams_still_open_at_the_deadline_end_in_an_error(tmp_path):
+async def test_streams_still_open_at_the_deadline_end_in_an_error(tmp_path: Path) -> None:
     """A stream that outlives drain_timeout ends with an error event (not a bare cut),
     and the process still stops on time."""
     upstream = gated_upstream()
@@ -104,11 +111,11 @@ class HoldingUpstream:
     """Holds every call until `gate`: a streamed one after its headers and first event,
     any other before it answers at all. Counts the calls that reached it."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.arrived = 0
         self.gate = asyncio.Event()
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         body = await request_body(receive)
@@ -122,17 +129,18 @@ class HoldingUpstream:
         await self.gate.wait()
 
 
-def shutdown_answer(response: httpx.Response) -> dict:
+def shutdown_answer(response: httpx.Response) -> dict[str, Any]:
     """A JSON answer to a call the shutdown cut before it answered: 503, retry elsewhere."""
     assert response.status_code == 503
     assert response.headers["x-should-retry"] == "true"
     assert response.headers["content-type"] == "application/json"
-    return response.json()
+    answer: dict[str, Any] = response.json()
+    return answer
 
 
 async def read_to_end(response: httpx.Response) -> tuple[list[str], bool]:
     """A stream's lines, and whether it ended cleanly (False: the connection was cut)."""
-    lines = []
+    lines: list[str] = []
     try:
         async for line in response.aiter_lines():
             lines.append(line)
@@ -142,7 +150,9 @@ async def read_to_end(response: httpx.Response) -> tuple[list[str], bool]:
 
 
 @pytest.mark.parametrize("mode", ["translate", "passthrough"])
-async def test_calls_cut_at_the_deadline_end_as_the_legacy_api_would(tmp_path, mode):
+async def test_calls_cut_at_the_deadline_end_as_the_legacy_api_would(
+    tmp_path: Path, mode: str
+) -> None:
     """Calls still in flight at the drain deadline end in the legacy envelope: a JSON call
     gets 503 overloaded_error with x-should-retry: true (an SDK retries elsewhere), a
     translated stream its error event (v2) or error line and [DONE] (v1); a relayed body
@@ -212,14 +222,14 @@ async def test_calls_cut_at_the_deadline_end_as_the_legacy_api_would(tmp_path, m
     text = bridge.log_path.read_text()
     assert "Traceback" not in text
     lines = [json.loads(line) for line in text.splitlines()]  # every line is JSON
-    calls = [line for line in lines if line["event"] in ("complete", "passthrough")]
-    assert len(calls) == 5
-    assert all(line["error_type"] == "overloaded_error" for line in calls)
-    assert sorted(line["status"] for line in calls) == [200, 200, 200, 503, 503]
+    logged = [line for line in lines if line["event"] in ("complete", "passthrough")]
+    assert len(logged) == 5
+    assert all(line["error_type"] == "overloaded_error" for line in logged)
+    assert sorted(line["status"] for line in logged) == [200, 200, 200, 503, 503]
     assert lines[-1]["event"] == "bridge.stopped"
 
 
-async def test_readyz_fails_while_draining():
+async def test_readyz_fails_while_draining() -> None:
     """Readiness is 503 once draining; liveness stays 200."""
     app = create_app(Settings(upstream_url="demo:"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as c:
@@ -230,7 +240,7 @@ async def test_readyz_fails_while_draining():
         assert (await c.get("/healthz")).status_code == 200
 
 
-async def test_a_body_still_arriving_at_the_deadline_gets_503(tmp_path):
+async def test_a_body_still_arriving_at_the_deadline_gets_503(tmp_path: Path) -> None:
     """A call whose body is still arriving at the drain deadline is answered 503
     overloaded_error with x-should-retry: true, not left to the server's own 500."""
     upstream = HoldingUpstream()

@@ -19,6 +19,7 @@ import itertools
 import json
 import re
 import socket
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ import pytest_asyncio
 
 from tests.fakes.factories import legacy_body
 from tests.fakes.faults import ANSWER_HEADERS, STATUS_FAULTS
-from tests.fakes.servers import bridge_process, free_port
+from tests.fakes.servers import BridgeProcess, bridge_process, free_port
 from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -202,13 +203,15 @@ tags = (f"t{n}" for n in itertools.count())
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def upstream():
+async def upstream() -> AsyncIterator[FakeUpstream]:
     async with FakeUpstream() as server:
         yield server
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def bridge(upstream, tmp_path_factory):
+async def bridge(
+    upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[BridgeProcess]:
     log = tmp_path_factory.mktemp("faults") / "bridge.log"
     async with bridge_process(upstream.url, log, SETTINGS) as process:
         yield process
@@ -224,12 +227,18 @@ class Seen:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client():
+async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=60) as client:
         yield client
 
 
-async def call(client, url: str, mode: Mode, prompt: str, on_text=None) -> Seen:
+async def call(
+    client: httpx.AsyncClient,
+    url: str,
+    mode: Mode,
+    prompt: str,
+    on_text: Callable[[], None] | None = None,
+) -> Seen:
     """One legacy call; `on_text()` runs once the upstream's first text has passed the
     bridge on a stream (v1 holds its newest piece back: its " Hello" line means the
     bridge has read " wörld")."""
@@ -243,6 +252,7 @@ async def call(client, url: str, mode: Mode, prompt: str, on_text=None) -> Seen:
             parts.append(text)
             if waiting and marker in "".join(parts).rpartition("\n\n")[0]:
                 waiting = False
+                assert on_text is not None  # waiting is only ever set with it
                 on_text()
     return Seen(response.status_code, response.headers, "".join(parts))
 
@@ -299,7 +309,10 @@ def expected_events(expected: Cut | str, mode: Mode) -> list[Event]:
             tail = [(None, {**error, "exception": exception})]
         else:
             tail = [(None, completion(WHOLE, mode, HUMAN))]
-        head = [(None, completion(" Hello", mode)), (None, completion(" Hello wörld", mode))]
+        head: list[Event] = [
+            (None, completion(" Hello", mode)),
+            (None, completion(" Hello wörld", mode)),
+        ]
         return [*head, *tail, (None, "[DONE]")]
     if isinstance(expected, Cut):
         error = {"type": "error", "error": {"type": expected.type, "message": expected.message}}
@@ -349,13 +362,20 @@ def check(seen: Seen, expected: Expected, mode: Mode) -> None:
 
 
 @pytest.mark.parametrize(("row", "mode", "expected"), CASES)
-async def test_fault(bridge, upstream, client, row, mode, expected):
+async def test_fault(
+    bridge: BridgeProcess,
+    upstream: FakeUpstream,
+    client: httpx.AsyncClient,
+    row: Row,
+    mode: Mode,
+    expected: Expected,
+) -> None:
     """Each upstream fault gives the client its one exact result, within the bound, and
     the bridge hangs up on an upstream that would keep the connection open."""
     tag = next(tags)
     prompt = f"\n\nHuman: FAULT {row.fault} {tag}\n\nAssistant:"
 
-    def release():
+    def release() -> None:
         upstream.exchanges[tag].proceed.set()
 
     async with asyncio.timeout(row.bound):
@@ -370,7 +390,7 @@ async def test_fault(bridge, upstream, client, row, mode, expected):
 
 
 @contextlib.contextmanager
-def blackhole():
+def blackhole() -> Iterator[int]:
     """A loopback port whose accept queue is full: new connections hang in SYN_SENT."""
     with socket.socket() as listener, socket.socket() as queued:
         listener.bind(("127.0.0.1", 0))
@@ -391,7 +411,9 @@ UNREACHABLE = {
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=list(UNREACHABLE))
-async def unreachable(request, tmp_path_factory):
+async def unreachable(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[BridgeProcess, Fail]]:
     """(bridge, expected result) for an upstream that cannot be reached."""
     env, expected = UNREACHABLE[request.param]
     log = tmp_path_factory.mktemp(request.param) / "bridge.log"
@@ -403,7 +425,9 @@ async def unreachable(request, tmp_path_factory):
 
 
 @pytest.mark.parametrize("mode", MODES, ids=[mode.name for mode in MODES])
-async def test_unreachable_upstream(unreachable, client, mode):
+async def test_unreachable_upstream(
+    unreachable: tuple[BridgeProcess, Fail], client: httpx.AsyncClient, mode: Mode
+) -> None:
     """An upstream that cannot be reached: 502 api_error with no retry advice, by
     connect_timeout at the latest."""
     bridge, expected = unreachable

@@ -5,18 +5,21 @@ through a real bridge process. The memory figures themselves are bench/memory.py
 import asyncio
 import contextlib
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 
 from tests.fakes.factories import legacy_body
-from tests.fakes.servers import bridge_process, serving
+from tests.fakes.servers import BridgeProcess, bridge_process, serving
 from tests.fakes.upstream import FakeUpstream, gated_upstream
 
 BUDGET = {"BRIDGE_MAX_BODY_BYTES": "200000", "BRIDGE_MAX_INFLIGHT_BYTES": "300000"}
 V2 = {"anthropic-version": "2023-06-01"}
 
 
-def big(size: int, **overrides) -> bytes:
+def big(size: int, **overrides: Any) -> bytes:
     """A legacy body of `size` bytes (its Human turn padded)."""
     body = legacy_body(**overrides)
     pad = size - len(json.dumps(body).encode())
@@ -26,7 +29,7 @@ def big(size: int, **overrides) -> bytes:
     return raw
 
 
-async def test_stop_sequences_past_the_cap_get_a_400_naming_it(tmp_path):
+async def test_stop_sequences_past_the_cap_get_a_400_naming_it(tmp_path: Path) -> None:
     upstream = FakeUpstream()
     async with (
         serving(upstream) as upstream_url,
@@ -53,7 +56,9 @@ async def test_stop_sequences_past_the_cap_get_a_400_naming_it(tmp_path):
         assert not upstream.called.is_set()
 
 
-async def test_a_body_over_the_inflight_budget_gets_529_until_the_budget_is_free(tmp_path):
+async def test_a_body_over_the_inflight_budget_gets_529_until_the_budget_is_free(
+    tmp_path: Path,
+) -> None:
     """A call held by the upstream keeps 150 kB of a 300 kB budget: a second 150 kB call
     fits no more (529 overloaded_error, retry-after), before its body is read, whether
     its length is declared or it comes chunked; once the first ends, the next is served."""
@@ -80,7 +85,7 @@ async def test_a_body_over_the_inflight_budget_gets_529_until_the_budget_is_free
                 "max_inflight_bytes); retry shortly",
             }
 
-            async def chunked():
+            async def chunked() -> AsyncIterator[bytes]:
                 body = big(150_000)
                 for start in range(0, len(body), 10_000):
                     yield body[start : start + 10_000]
@@ -107,11 +112,11 @@ async def test_a_body_over_the_inflight_budget_gets_529_until_the_budget_is_free
     assert statuses == [529, 529, 200, 200, 200]
 
 
-def complete_statuses(bridge) -> list[int]:
+def complete_statuses(bridge: BridgeProcess) -> list[int]:
     return [line["status"] for line in bridge.log() if line["event"] == "complete"]
 
 
-async def test_a_budget_below_the_body_limit_is_refused_at_start(tmp_path):
+async def test_a_budget_below_the_body_limit_is_refused_at_start(tmp_path: Path) -> None:
     """A body at max_body_bytes could never fit: the config is refused, naming both."""
     env = {"BRIDGE_MAX_BODY_BYTES": "200000", "BRIDGE_MAX_INFLIGHT_BYTES": "100000"}
     upstream = gated_upstream()

@@ -207,7 +207,8 @@ class Traffic:
 
 async def send_first_traffic(traffic: Traffic) -> None:
     """Every kind of call the dashboard shows, on the routes of the first config."""
-    call, default = traffic.call, {"route": "default", "arm": "primary", "mode": "translate"}
+    call = traffic.call
+    default: dict[str, Any] = {"route": "default", "arm": "primary", "mode": "translate"}
     ok = {**default, "status": 200}
     text = "one two three"
     await call(Sent(**ok, tokens=said(text)), legacy_body(prompt=prompt("SAY " + text)), v2=False)
@@ -236,9 +237,9 @@ async def send_first_traffic(traffic: Traffic) -> None:
         expected = Sent(**default, status=status, error_type=error_type, stream=stream)
         body = legacy_body(prompt=prompt(f"FAIL {status}"), stream=stream)
         await call(expected, body, v2=not stream)
-    bad = {"status": 400, "error_type": "invalid_request_error"}
+    bad: dict[str, Any] = {"status": 400, "error_type": "invalid_request_error"}
     await call(Sent(**default, **bad), legacy_body(prompt="no turns at all"))
-    unrouted = {"route": "(unrouted)", "arm": "primary", "mode": "translate"}
+    unrouted: dict[str, Any] = {"route": "(unrouted)", "arm": "primary", "mode": "translate"}
     await call(Sent(**unrouted, **bad), b"{not json")
 
     primary_key, secondary_key = canary_keys()
@@ -366,17 +367,22 @@ def dashboard_queries() -> list[tuple[str, str]]:
     return queries
 
 
-def by(sent: list[Sent], key: Callable[[Sent], tuple[str, ...]], amount=lambda s: 1) -> dict:
+Key = tuple[str | None, ...]  # label values; None where a call has none of that label
+
+
+def by(
+    sent: list[Sent], key: Callable[[Sent], Key], amount: Callable[[Sent], int] = lambda s: 1
+) -> dict[Key, int]:
     """The traffic summed by `key` (zero amounts left out)."""
-    totals: Counter[tuple[str, ...]] = Counter()
+    totals: Counter[Key] = Counter()
     for s in sent:
         totals[key(s)] += amount(s)
     return {k: v for k, v in totals.items() if v}
 
 
-def counts(result: list[dict[str, Any]], labels: tuple[str, ...]) -> dict:
+def counts(result: list[dict[str, Any]], labels: tuple[str, ...]) -> dict[tuple[str, ...], int]:
     """A rate query's result as counts over the window (rate x window), zeros left out."""
-    out = {}
+    out: dict[tuple[str, ...], int] = {}
     for series in result:
         count = float(series["value"][1]) * WINDOW
         assert math.isfinite(count) and abs(count - round(count)) < 1e-6, series
@@ -385,7 +391,7 @@ def counts(result: list[dict[str, Any]], labels: tuple[str, ...]) -> dict:
     return out
 
 
-def ratios(result: list[dict[str, Any]], labels: tuple[str, ...]) -> dict:
+def ratios(result: list[dict[str, Any]], labels: tuple[str, ...]) -> dict[tuple[str, ...], float]:
     """A ratio query's result; NaN (nothing to divide by) left out."""
     return {
         tuple(series["metric"][label] for label in labels): float(series["value"][1])
@@ -421,7 +427,7 @@ async def test_every_dashboard_query_counts_the_traffic_sent(tmp_path: Path) -> 
         await wait_for_log(bridge, "config.reloaded", 1)
         # A scrape sees the new route's series at 0 before its first call.
         await prom.wait_for('complete_bridge_requests_total{route="late"}', bool)
-        late = {"route": "late", "arm": "primary", "mode": "translate"}
+        late: dict[str, Any] = {"route": "late", "arm": "primary", "mode": "translate"}
         await traffic.call(
             Sent(**late, status=200, tokens=said("late one")),
             legacy_body(prompt=prompt("SAY late one")),
@@ -520,9 +526,11 @@ def one(panels: dict[str, list[list[dict[str, Any]]]], title: str) -> list[dict[
     return result
 
 
-def counts_of_increase(result: list[dict[str, Any]], labels: tuple[str, ...]) -> dict:
+def counts_of_increase(
+    result: list[dict[str, Any]], labels: tuple[str, ...]
+) -> dict[tuple[str, ...], int]:
     """An increase query's result (already a count), zeros left out."""
-    out = {}
+    out: dict[tuple[str, ...], int] = {}
     for series in result:
         count = float(series["value"][1])
         assert abs(count - round(count)) < 1e-6, series

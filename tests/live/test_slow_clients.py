@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,7 +30,7 @@ import pytest_asyncio
 from tests.fakes.factories import legacy_body
 from tests.fakes.raw_client import BOUND, Connection, head
 from tests.fakes.raw_server import RawServer
-from tests.fakes.servers import bridge_process, free_port, serving
+from tests.fakes.servers import BridgeProcess, bridge_process, free_port, serving
 from tests.fakes.upstream import FakeUpstream, gated_upstream
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -47,7 +49,9 @@ async def upstream() -> AsyncIterator[str]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def bridge(upstream, tmp_path_factory):
+async def bridge(
+    upstream: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[BridgeProcess]:
     """A bridge with short head and body timeouts."""
     log = tmp_path_factory.mktemp("slow") / "bridge.log"
     async with bridge_process(upstream, log, SHORT) as process:
@@ -61,7 +65,7 @@ def post(path: str, body: bytes, *headers: tuple[bytes, bytes]) -> bytes:
     return head(path, "POST", framing)
 
 
-def refusals(bridge, reason: str) -> list[dict]:
+def refusals(bridge: BridgeProcess, reason: str) -> list[dict[str, Any]]:
     """The bridge's `request.refused` warnings whose reason has `reason` in it."""
     return [
         e
@@ -70,7 +74,7 @@ def refusals(bridge, reason: str) -> list[dict]:
     ]
 
 
-def complete_body(**overrides) -> bytes:
+def complete_body(**overrides: Any) -> bytes:
     return json.dumps(legacy_body(**overrides)).encode()
 
 
@@ -108,7 +112,9 @@ async def timed_out(connection: Connection, within: float) -> tuple[dict[str, st
         pytest.param(post("/v1/complete", complete_body()), id="headers"),
     ],
 )
-async def test_a_head_sent_a_byte_a_second_is_a_408_then_closed(bridge, request_head):
+async def test_a_head_sent_a_byte_a_second_is_a_408_then_closed(
+    bridge: BridgeProcess, request_head: bytes
+) -> None:
     """1 byte a second: a 408 `timeout_error` once header_timeout has passed, not before,
     and the connection closes; what was sent never reached the app."""
     async with Connection.to(bridge.url) as connection:
@@ -123,7 +129,7 @@ async def test_a_head_sent_a_byte_a_second_is_a_408_then_closed(bridge, request_
     assert connection.sent < len(request_head)
 
 
-async def test_a_head_that_stops_is_a_408_too(bridge):
+async def test_a_head_that_stops_is_a_408_too(bridge: BridgeProcess) -> None:
     """Half a head, then silence: the same 408."""
     async with Connection.to(bridge.url) as connection:
         await connection.send(head()[:20])
@@ -132,7 +138,9 @@ async def test_a_head_that_stops_is_a_408_too(bridge):
     assert refusals(bridge, "headers not received")[-1]["status"] == 408
 
 
-async def test_a_connection_that_sends_nothing_is_closed_without_an_answer(bridge):
+async def test_a_connection_that_sends_nothing_is_closed_without_an_answer(
+    bridge: BridgeProcess,
+) -> None:
     """No byte of a request: no request to answer (a browser's preconnect, a probe):
     the bridge closes it after header_timeout, writing nothing."""
     async with Connection.to(bridge.url) as connection:
@@ -140,7 +148,7 @@ async def test_a_connection_that_sends_nothing_is_closed_without_an_answer(bridg
             assert await connection.reader.read() == b""
 
 
-async def test_the_clock_runs_per_request_on_a_kept_alive_connection(bridge):
+async def test_the_clock_runs_per_request_on_a_kept_alive_connection(bridge: BridgeProcess) -> None:
     """Requests on one connection, each quick, over more than header_timeout in all, are
     all served; a later head that trickles gets its own 408, timed from its first byte."""
     async with Connection.to(bridge.url) as connection:
@@ -158,7 +166,7 @@ async def test_the_clock_runs_per_request_on_a_kept_alive_connection(bridge):
 
 
 @pytest.mark.parametrize("path", ["/v1/complete", "/v1/messages"])
-async def test_a_body_that_stalls_is_a_408_then_closed(bridge, path):
+async def test_a_body_that_stalls_is_a_408_then_closed(bridge: BridgeProcess, path: str) -> None:
     """Head and part of the body, then nothing: a 408 after body_timeout, legacy or
     pass-through alike; and the bridge serves the next caller."""
     body = complete_body()
@@ -178,7 +186,7 @@ async def test_a_body_that_stalls_is_a_408_then_closed(bridge, path):
     assert answer.status_code == 200
 
 
-async def test_a_chunked_body_that_stalls_is_a_408(bridge):
+async def test_a_chunked_body_that_stalls_is_a_408(bridge: BridgeProcess) -> None:
     async with Connection.to(bridge.url) as connection:
         framing = [(b"x-api-key", KEY.encode()), (b"transfer-encoding", b"chunked")]
         await connection.send(head("/v1/complete", "POST", framing), b'5\r\n{"mod')
@@ -213,7 +221,7 @@ class SlowReadingUpstream(RawServer):
         await writer.drain()
 
 
-async def test_time_the_bridge_holds_off_reading_a_body_is_not_the_clients(tmp_path):
+async def test_time_the_bridge_holds_off_reading_a_body_is_not_the_clients(tmp_path: Path) -> None:
     """A pass-through body of 8 MB to an upstream that stops reading for three times
     body_timeout: the bridge stops reading from the client too (backpressure), and that
     silence is the bridge's, not the client's: the call is served, no 408."""
@@ -236,7 +244,7 @@ async def test_time_the_bridge_holds_off_reading_a_body_is_not_the_clients(tmp_p
     assert refusals(bridge, "") == []
 
 
-async def test_a_slow_body_that_keeps_coming_is_served(bridge):
+async def test_a_slow_body_that_keeps_coming_is_served(bridge: BridgeProcess) -> None:
     """body_timeout bounds the silence between bytes, not the whole body: its last 12
     bytes a third of a second apart (4 s in all, twice body_timeout) are served."""
     body = complete_body()
@@ -253,7 +261,9 @@ async def test_a_slow_body_that_keeps_coming_is_served(bridge):
 SLOW = 200  # connections trickling their heads
 
 
-async def test_a_slowloris_is_cut_off_and_normal_calls_are_served_meanwhile(upstream, tmp_path):
+async def test_a_slowloris_is_cut_off_and_normal_calls_are_served_meanwhile(
+    upstream: str, tmp_path: Path
+) -> None:
     """200 connections send their heads at a byte a second. While they do, normal calls
     are answered as usual; after header_timeout every one of the 200 has its 408 and is
     closed (without the timeout they were held as long as they kept sending)."""
@@ -303,7 +313,9 @@ async def test_a_slowloris_is_cut_off_and_normal_calls_are_served_meanwhile(upst
 MAX = 5
 
 
-async def test_past_max_client_connections_a_new_one_gets_a_legacy_503(upstream, tmp_path):
+async def test_past_max_client_connections_a_new_one_gets_a_legacy_503(
+    upstream: str, tmp_path: Path
+) -> None:
     """With max_client_connections 5 and 5 open: a 6th is answered 503 `overloaded_error`
     with retry-after and closed; the 5 keep being served; once one closes, a new one is
     served again."""
@@ -347,7 +359,7 @@ async def test_past_max_client_connections_a_new_one_gets_a_legacy_503(upstream,
     assert refused and {e["status"] for e in refused} == {503}
 
 
-async def test_the_open_files_limit_is_raised_or_the_bound_lowered():
+async def test_the_open_files_limit_is_raised_or_the_bound_lowered() -> None:
     """Every connection is an open file. A soft limit below the hard one is raised to it
     at start (logged); a hard limit too low for max_client_connections plus the upstream
     connections lowers max_client_connections to what fits, with a warning that says
@@ -383,7 +395,7 @@ async def test_the_open_files_limit_is_raised_or_the_bound_lowered():
 # --- slow on the upstream's side: never cut ------------------------------------------
 
 
-async def test_a_stream_held_longer_than_both_timeouts_finishes(tmp_path):
+async def test_a_stream_held_longer_than_both_timeouts_finishes(tmp_path: Path) -> None:
     """The timers stop once a request is read: an answer that takes three times
     header_timeout and body_timeout still arrives whole, even with the start of a next
     head pipelined behind it (no 408 can go into an answer); that head's 408 follows."""
@@ -417,7 +429,7 @@ async def read_stream(connection: Connection) -> bytes:
 STREAMS = 1000
 
 
-async def test_1000_streams_held_open_at_once_all_finish_on_the_defaults(tmp_path):
+async def test_1000_streams_held_open_at_once_all_finish_on_the_defaults(tmp_path: Path) -> None:
     """1,000 v2 streams, each on its own connection, all held open by the upstream at
     once (each sent its first text, then waits), then released: every one finishes with
     its whole text. Default settings: the connection bound is far above this."""

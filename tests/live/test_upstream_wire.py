@@ -13,8 +13,9 @@ import contextlib
 import itertools
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
@@ -137,13 +138,15 @@ class KeepAlive(RawServer):
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def upstream():
+async def upstream() -> AsyncIterator[KeepAlive]:
     async with KeepAlive() as server:
         yield server
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def bridge(upstream, tmp_path_factory):
+async def bridge(
+    upstream: KeepAlive, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[BridgeProcess]:
     """Routes as shipped: /v1/complete is translated, every other path passed through."""
     log = tmp_path_factory.mktemp("wire") / "bridge.log"
     async with bridge_process(upstream.url, log, SETTINGS) as process:
@@ -151,7 +154,9 @@ async def bridge(upstream, tmp_path_factory):
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def forced(upstream, tmp_path_factory):
+async def forced(
+    upstream: KeepAlive, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[BridgeProcess]:
     """Every /v1/complete passed through as it came (the kill switch)."""
     log = tmp_path_factory.mktemp("wire-forced") / "bridge.log"
     env = {**SETTINGS, "BRIDGE_FORCE_MODE": "passthrough"}
@@ -160,7 +165,7 @@ async def forced(upstream, tmp_path_factory):
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client():
+async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=60) as client:
         yield client
 
@@ -169,10 +174,13 @@ tags = (f"t{n}" for n in itertools.count())
 # How a caller reaches the upstream: translated, passed on by a route, or a path that is
 # always passed through.
 PATHS = ["translate", "passthrough-route", "passthrough-path"]
+# The `via` fixture: the kind of path, the bridge serving it, and build(tag, stream=...)
+# making a call on it.
+Via = tuple[str, BridgeProcess, Callable[..., httpx.Request]]
 
 
 @pytest.fixture
-def via(request, bridge, forced):
+def via(request: pytest.FixtureRequest, bridge: BridgeProcess, forced: BridgeProcess) -> Via:
     """The bridge a path is served by, and how a call is made on it."""
     kind = request.param
     process = forced if kind == "passthrough-route" else bridge
@@ -197,11 +205,11 @@ def answered(kind: str, response: httpx.Response, tag: str) -> None:
         assert json.loads(response.content) == json.loads(message(f"answer for {tag}"))
 
 
-def named(process, name: str) -> list[dict]:
+def named(process: BridgeProcess, name: str) -> list[dict[str, Any]]:
     return [line for line in process.log() if line.get("event") == name]
 
 
-async def next_line(process, name: str, seen: int) -> dict:
+async def next_line(process: BridgeProcess, name: str, seen: int) -> dict[str, Any]:
     """The log line of this name after the `seen` ones (it follows its answer by a moment)."""
     async with asyncio.timeout(BOUND):
         while len(lines := named(process, name)) <= seen:  # noqa: ASYNC110 (a file to poll)
@@ -241,8 +249,8 @@ STRAYS = {
 @pytest.mark.parametrize("via", PATHS, indirect=True)
 @pytest.mark.parametrize("stray", list(STRAYS.values()), ids=list(STRAYS))
 async def test_a_stray_on_a_kept_alive_connection_never_answers_the_next_caller(
-    upstream, client, via, stray
-):
+    upstream: KeepAlive, client: httpx.AsyncClient, via: Via, stray: Stray
+) -> None:
     """B's answer comes on a kept-alive connection, then more bytes or a close that no
     request asked for. The next caller C gets its own answer, sent on a fresh connection;
     stray bytes read while idle are logged (their size, never their content)."""
@@ -352,8 +360,8 @@ LEFT_UNFINISHED = [
 
 @pytest.mark.parametrize(("via", "case"), LEFT_UNFINISHED, indirect=["via"])
 async def test_an_unfinished_answer_never_returns_its_connection_to_the_pool(
-    upstream, client, via, case
-):
+    upstream: KeepAlive, client: httpx.AsyncClient, via: Via, case: Unfinished
+) -> None:
     """The bridge leaves B's answer before its end (the client hung up, the stream was
     done before the body, the body broke): it closes that connection at once, and C goes
     out on another."""
@@ -410,7 +418,9 @@ async def short_body(connection: Connection) -> None:
 
 @pytest.mark.parametrize("via", PATHS, indirect=True)
 @pytest.mark.parametrize("script", list(FRAMING.values()), ids=list(FRAMING))
-async def test_broken_framing_mid_answer_ends_at_once(upstream, client, via, script):
+async def test_broken_framing_mid_answer_ends_at_once(
+    upstream: KeepAlive, client: httpx.AsyncClient, via: Via, script: Script
+) -> None:
     """A body whose framing breaks (the upstream then closing or holding the connection)
     ends within the bound, not after idle_timeout (60 s here): a translated call with a
     502 api_error "upstream connection lost"; a passed-through one, whose headers are out,
@@ -441,7 +451,9 @@ async def test_broken_framing_mid_answer_ends_at_once(upstream, client, via, scr
 
 @pytest.mark.parametrize("via", PATHS, indirect=True)
 @pytest.mark.parametrize("status", ["600", "999", "000", "101", "199"])
-async def test_a_status_that_is_no_final_answer_is_a_502_naming_it(upstream, client, via, status):
+async def test_a_status_that_is_no_final_answer_is_a_502_naming_it(
+    upstream: KeepAlive, client: httpx.AsyncClient, via: Via, status: str
+) -> None:
     """A status outside 200-599 as the answer (aiohttp reads past 100-199 but 101, so a
     101, or what follows a 1xx, ends up here) is a 502 api_error naming it, on every path,
     with no traceback in the log."""
@@ -478,7 +490,9 @@ BODILESS = {
 
 @pytest.mark.parametrize("via", PATHS, indirect=True)
 @pytest.mark.parametrize("raw", list(BODILESS.values()), ids=list(BODILESS))
-async def test_a_bodiless_status_never_sends_a_body_to_the_client(upstream, via, raw):
+async def test_a_bodiless_status_never_sends_a_body_to_the_client(
+    upstream: KeepAlive, via: Via, raw: bytes
+) -> None:
     """Passed through, a 204 or 304 goes to the client with no body and no framing
     header; translated, it is a 502 (Messages answers 200 or an error: a bodiless answer
     has no completion). Either way, on the same client connection, the next call gets its
@@ -515,7 +529,9 @@ async def test_a_bodiless_status_never_sends_a_body_to_the_client(upstream, via,
 @pytest.mark.parametrize(
     "header", [b"x-a: a\x01b", b"x-a: a\x7fb", b"content-length : 2", b"x-a: a\x1bb"], ids=repr
 )
-async def test_a_header_no_client_may_get_is_a_502(upstream, client, via, header):
+async def test_a_header_no_client_may_get_is_a_502(
+    upstream: KeepAlive, client: httpx.AsyncClient, via: Via, header: bytes
+) -> None:
     """An answer with a header that is not valid HTTP (the upstream client reads it, the
     server would refuse to write it mid-response) is a 502 api_error on every path."""
     _, process, build = via
@@ -538,7 +554,9 @@ async def test_a_header_no_client_may_get_is_a_502(upstream, client, via, header
 
 @pytest.mark.parametrize("via", PATHS, indirect=True)
 @pytest.mark.parametrize("informational", ["100 Continue", "103 Early Hints"])
-async def test_informational_answers_are_read_past(upstream, client, via, informational):
+async def test_informational_answers_are_read_past(
+    upstream: KeepAlive, client: httpx.AsyncClient, via: Via, informational: str
+) -> None:
     """A 1xx the bridge did not ask for, then the answer: the caller gets the answer."""
     kind, _, build = via
     tag = next(tags)
@@ -571,7 +589,7 @@ async def expecting_continue(url: str, path: str, body: bytes) -> tuple[bytes, b
 
 
 @pytest.mark.parametrize("via", PATHS, indirect=True)
-async def test_expect_100_continue_is_answered_by_the_bridge(upstream, via):
+async def test_expect_100_continue_is_answered_by_the_bridge(upstream: KeepAlive, via: Via) -> None:
     """A client that waits for `100 Continue` before its body gets it from the bridge at
     once, then its answer; `expect` never goes upstream (which is never waited on for a
     100), and the upstream gets the whole body."""
@@ -579,7 +597,7 @@ async def test_expect_100_continue_is_answered_by_the_bridge(upstream, via):
     tag = next(tags)
     if kind == "passthrough-path":
         path = "/v1/messages"
-        sent = {
+        sent: dict[str, Any] = {
             "model": "m",
             "max_tokens": 5,
             "messages": [{"role": "user", "content": f"tag-{tag}"}],
@@ -622,7 +640,9 @@ CLIENT_ADDRESS_FAMILY = [
 
 
 @pytest.mark.parametrize("via", ["passthrough-route", "passthrough-path"], indirect=True)
-async def test_no_client_address_header_reaches_the_upstream(upstream, client, via):
+async def test_no_client_address_header_reaches_the_upstream(
+    upstream: KeepAlive, client: httpx.AsyncClient, via: Via
+) -> None:
     """Every header of the client-address family (and any `x-forwarded...`) is dropped on
     a pass-through; other headers pass."""
     kind, _, build = via
