@@ -4,7 +4,6 @@ they are produced, and a client that hangs up closes the upstream request at onc
 import asyncio
 import contextlib
 import json
-import socket
 
 import httpx
 import pytest
@@ -13,7 +12,7 @@ from structlog.testing import capture_logs
 from proxy.config.settings import Settings
 from proxy.edge.app import create_app
 from tests.fakes.factories import legacy_body
-from tests.fakes.servers import serving
+from tests.fakes.servers import free_port, serving
 from tests.fakes.upstream import gated_upstream
 
 
@@ -115,9 +114,7 @@ async def bridge_for(upstream_url, **settings):
 
 async def test_unreachable_upstream_is_a_502():
     """Nothing listening upstream: 502 api_error, and no x-should-retry (SDKs retry)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed_port = s.getsockname()[1]
+    closed_port = free_port()
     async with (
         await bridge_for(f"http://127.0.0.1:{closed_port}") as bridge,
         httpx.AsyncClient(base_url=bridge, timeout=10) as client,

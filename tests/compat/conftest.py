@@ -17,6 +17,7 @@ import httpx
 import pytest
 import uvicorn
 
+from tests.fakes.servers import free_port
 from tests.fakes.upstream import FakeUpstream, Received
 
 from .envs import SDKS, Sdk, ensure
@@ -24,12 +25,6 @@ from .envs import SDKS, Sdk, ensure
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 20  # seconds for a server to answer
 DRIVER_TIMEOUT = 40  # seconds for one SDK call, install excluded
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _environ(drop: str) -> dict[str, str]:
@@ -72,7 +67,7 @@ def bridge(
     fake_upstream: tuple[str, list[Received]], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """The bridge, `python -m proxy serve`, in front of the fake; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     argv = [sys.executable, "-m", "proxy", "serve", "--upstream-url", fake_upstream[0]]
     argv += ["--port", str(port), "--host", "127.0.0.1"]
     log_path = tmp_path_factory.mktemp("bridge") / "bridge.log"

@@ -3,31 +3,14 @@ operator runs them: a subprocess. A good file prints its routes in the order the
 tried; a mistake exits 2 with one line, `complete-bridge: error: FILE:LINE: ...`."""
 
 import hashlib
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.fakes.servers import run_cli
+
 SECRET = "sk-ant-CHECKCONFIGsecretVALUE"
-
-
-def run(
-    *args: str, stdin: str = "", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
-    environ.pop("MISSING_BRIDGE_KEY", None)
-    environ.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "proxy", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=environ,
-    )
 
 
 GOOD = """\
@@ -61,7 +44,7 @@ def test_a_good_file_prints_its_routes_in_order(tmp_path: Path) -> None:
     the fallback; a secret reference's value is never printed."""
     path = tmp_path / "bridge.toml"
     path.write_text(GOOD)
-    result = run("check-config", str(path), env={"HELD_KEY": SECRET})
+    result = run_cli("check-config", str(path), env={"HELD_KEY": SECRET})
     assert (result.returncode, result.stderr) == (0, "")
     lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
     assert lines == [
@@ -84,7 +67,7 @@ def test_the_kill_switch_is_what_it_prints(tmp_path: Path) -> None:
     """With force_mode set, every call goes one way, whatever the routes say."""
     path = tmp_path / "bridge.toml"
     path.write_text('force_mode = "passthrough"\n\n' + GOOD.split("\n", 1)[1])
-    result = run("check-config", str(path), env={"HELD_KEY": SECRET})
+    result = run_cli("check-config", str(path), env={"HELD_KEY": SECRET})
     assert result.returncode == 0, result.stderr
     lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
     assert lines[3] == "force_mode (kill switch): passthrough"
@@ -381,7 +364,7 @@ def test_a_mistake_exits_2_with_one_line_naming_file_and_line(
     `complete-bridge: error: FILE:LINE: what`, LINE being the key to fix (or the header of
     the table a key is missing from)."""
     path = _write(tmp_path, text)
-    result = run("check-config", str(path))
+    result = run_cli("check-config", str(path))
     assert (result.returncode, result.stdout) == (2, ""), result.stdout
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"complete-bridge: error: {path}:{line}: {message}"), (
@@ -397,13 +380,15 @@ def test_a_secret_reference_that_resolves_passes(tmp_path: Path) -> None:
         f'upstream_key = "file:{held}"\n\n[[routes]]\nname = "x"\nmode = "passthrough"\n'
         'upstream_key = "env:MISSING_BRIDGE_KEY"\n'
     )
-    result = run("check-config", str(_write(tmp_path, text)), env={"MISSING_BRIDGE_KEY": SECRET})
+    result = run_cli(
+        "check-config", str(_write(tmp_path, text)), env={"MISSING_BRIDGE_KEY": SECRET}
+    )
     assert result.returncode == 0, result.stderr
     assert SECRET not in result.stdout
 
 
 def test_a_missing_file_exits_2() -> None:
-    result = run("check-config", "/nonexistent/bridge.toml")
+    result = run_cli("check-config", "/nonexistent/bridge.toml")
     assert result.returncode == 2
     assert result.stderr.startswith("complete-bridge: error: ")
     assert "/nonexistent/bridge.toml" in result.stderr
@@ -416,7 +401,7 @@ def test_fingerprint_is_sha256_prefix_and_stable(key: str) -> None:
     expected = hashlib.sha256(key.encode()).hexdigest()[:12]
     printed = set()
     for seed in ("0", "1", "4242", "random"):
-        result = run("fingerprint", stdin=key + "\n", env={"PYTHONHASHSEED": seed})
+        result = run_cli("fingerprint", stdin=key + "\n", env={"PYTHONHASHSEED": seed})
         assert (result.returncode, result.stderr) == (0, ""), result.stderr
         assert re.fullmatch(r"[0-9a-f]{12}\n", result.stdout), result.stdout
         printed.add(result.stdout.strip())

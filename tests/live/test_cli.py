@@ -8,24 +8,12 @@ import pytest
 
 from proxy.cli import main
 from tests.fakes.factories import legacy_body
-
-
-def run(
-    *args: str, stdin: str = "", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "proxy", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=env,
-    )
+from tests.fakes.servers import free_port, run_cli
 
 
 def test_help_answers_questions() -> None:
     """`serve --help` names every option and its environment variable."""
-    out = run("serve", "--help").stdout
+    out = run_cli("serve", "--help").stdout
     for text in (
         "--upstream-url",
         "BRIDGE_UPSTREAM_URL",
@@ -44,7 +32,7 @@ def test_help_answers_questions() -> None:
 
 
 def test_help_names_the_metrics_port() -> None:
-    shown = run("serve", "--help").stdout
+    shown = run_cli("serve", "--help").stdout
     assert "--metrics-port PORT" in shown
     assert "[BRIDGE_METRICS_PORT]" in " ".join(shown.split())
 
@@ -52,7 +40,7 @@ def test_help_names_the_metrics_port() -> None:
 def test_translate_prints_the_messages_request() -> None:
     """`translate` shows the Messages body and what was adapted."""
     body = legacy_body(stop_sequences=["\n", "END"], tags={"x": 1})
-    result = run("translate", stdin=json.dumps(body))
+    result = run_cli("translate", stdin=json.dumps(body))
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["request"]["model"] == "claude-sonnet-4-5"
@@ -70,7 +58,7 @@ def test_translate_prints_the_messages_request() -> None:
 )
 def test_translate_mistakes_exit_2_with_one_line(stdin: str, message: str) -> None:
     """A bad body is one line on stderr and exit 2, no traceback."""
-    result = run("translate", stdin=stdin)
+    result = run_cli("translate", stdin=stdin)
     assert result.returncode == 2
     assert result.stderr.startswith(message)
     assert result.stderr.count("\n") == 1
@@ -122,7 +110,7 @@ def test_flag_beats_environment_beats_file(
 
 def test_unknown_flag_exits_2() -> None:
     """argparse's own mistakes also exit 2."""
-    result = run("serve", "--bogus")
+    result = run_cli("serve", "--bogus")
     assert result.returncode == 2
     assert "unrecognized arguments: --bogus" in result.stderr
 
@@ -149,14 +137,11 @@ def test_serve_runs_a_real_bridge_that_logs_json_without_the_key(tmp_path: Path)
     """`serve --upstream-url demo:` answers on its port and logs one JSON line per request,
     never the API key."""
     import os
-    import socket
     import time
 
     import httpx
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log_path = tmp_path / "bridge.log"
     log = log_path.open("w")
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
@@ -210,7 +195,7 @@ def test_a_port_in_use_is_one_line_naming_it_and_exit_2(fmt: str) -> None:
         port = held.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
         env["BRIDGE_LOG_FORMAT"] = fmt
-        result = run("serve", "--upstream-url", "demo:", "--port", str(port), env=env)
+        result = run_cli("serve", "--upstream-url", "demo:", "--port", str(port), env=env)
     assert result.returncode == 2
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
@@ -229,7 +214,7 @@ def test_a_port_in_use_is_one_line_naming_it_and_exit_2(fmt: str) -> None:
 @pytest.mark.parametrize("stdin", ["", "\n", " \t\r\n  \n"])
 def test_fingerprint_of_no_key_is_an_error(stdin: str) -> None:
     """An empty or blank stdin has no fingerprint: exit 2 and one line saying so."""
-    result = run("fingerprint", stdin=stdin)
+    result = run_cli("fingerprint", stdin=stdin)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.startswith("complete-bridge: error: no API key on stdin")

@@ -149,18 +149,6 @@ async def running(
             upstream.gate.set()
 
 
-def events(bridge: BridgeProcess, name: str) -> list[dict]:
-    return [line for line in bridge.log() if line["event"] == name]
-
-
-async def wait_for(bridge: BridgeProcess, name: str, count: int = 1, within: float = WAIT):
-    """The bridge's `name` log lines, once there are at least `count` of them."""
-    async with asyncio.timeout(within):
-        while len(found := events(bridge, name)) < count:  # noqa: ASYNC110 (a log file)
-            await asyncio.sleep(0.02)
-    return found
-
-
 async def answered_by(client: httpx.AsyncClient) -> str:
     """Make a call; the model that answered it (200 required)."""
     response = await client.post("/v1/complete", json=legacy_body(), headers=KEY)
@@ -176,7 +164,7 @@ async def complete_lines(bridge: BridgeProcess, request_ids: list[str]) -> dict[
     wanted = set(request_ids)
     async with asyncio.timeout(WAIT):
         while True:
-            lines = [x for x in events(bridge, "complete") if x.get("request_id") in wanted]
+            lines = [x for x in bridge.events("complete") if x.get("request_id") in wanted]
             if len(lines) >= len(request_ids):
                 break
             await asyncio.sleep(0.02)
@@ -194,17 +182,17 @@ async def test_sighup_applies_the_changed_file(tmp_path):
         write_config(path, CONFIG_B, keep_stamp=True)
         await asyncio.sleep(1.5)  # more than a poll: the watcher does not see the change
         assert await answered_by(client) == OPUS
-        assert events(bridge, "config.reloaded") == []
+        assert bridge.events("config.reloaded") == []
         bridge.process.send_signal(signal.SIGHUP)
-        (line,) = await wait_for(bridge, "config.reloaded")
+        (line,) = await bridge.wait_for("config.reloaded")
         assert (line["generation"], line["source"]) == (2, "sighup")
         assert (line["routes"], line["force_mode"]) == (["b"], None)
         assert [await answered_by(client) for _ in range(3)] == [HAIKU] * 3
         assert [x.model for x in upstream.seen] == [OPUS, OPUS, HAIKU, HAIKU, HAIKU]
         # A call's log line follows its answer by a moment: wait for all five.
-        routes = [x["route"] for x in await wait_for(bridge, "complete", 5)]
+        routes = [x["route"] for x in await bridge.wait_for("complete", 5)]
         assert routes == ["a", "a", "b", "b", "b"]
-        assert len(events(bridge, "config.reloaded")) == 1
+        assert len(bridge.events("config.reloaded")) == 1
 
 
 async def test_write_then_sighup_reloads_once(tmp_path):
@@ -213,13 +201,13 @@ async def test_write_then_sighup_reloads_once(tmp_path):
     async with running(tmp_path) as (_, bridge, path, client):
         write_config(path, CONFIG_B)
         bridge.process.send_signal(signal.SIGHUP)
-        (line,) = await wait_for(bridge, "config.reloaded")
+        (line,) = await bridge.wait_for("config.reloaded")
         # The signal is sent microseconds after the write; the watcher polls once a
         # second, so it practically never gets in first.
         assert (line["generation"], line["source"]) == (2, "sighup")
         assert await answered_by(client) == HAIKU
         await asyncio.sleep(2.5)  # more than two polls of the watcher
-        reloads = events(bridge, "config.reloaded")
+        reloads = bridge.events("config.reloaded")
         assert [(x["generation"], x["source"]) for x in reloads] == [(2, "sighup")]
 
 
@@ -229,12 +217,12 @@ async def test_a_file_change_alone_is_applied(tmp_path):
         assert await answered_by(client) == OPUS
         started = time.monotonic()
         write_config(path, CONFIG_B)
-        (line,) = await wait_for(bridge, "config.reloaded")
+        (line,) = await bridge.wait_for("config.reloaded")
         assert time.monotonic() - started < 3
         assert (line["generation"], line["source"], line["routes"]) == (2, "file", ["b"])
         assert await answered_by(client) == HAIKU
         await asyncio.sleep(1.5)  # another poll: an unchanged file is not reloaded again
-        assert len(events(bridge, "config.reloaded")) == 1
+        assert len(bridge.events("config.reloaded")) == 1
 
 
 BAD_PERCENT = config(
@@ -260,20 +248,20 @@ async def test_an_invalid_config_is_refused_and_the_old_one_kept(tmp_path, text,
         assert await answered_by(client) == OPUS
         write_config(path, text)
         bridge.process.send_signal(signal.SIGHUP)
-        rejected = await wait_for(bridge, "config.rejected")
+        rejected = await bridge.wait_for("config.rejected")
         await asyncio.sleep(1.2)  # let the watcher have its look too
-        rejected = events(bridge, "config.rejected")
+        rejected = bridge.events("config.rejected")
         assert {x["source"] for x in rejected} <= {"sighup", "file"}
         for line in rejected:
             assert named in line["error"] and str(path) in line["error"], line
-        assert events(bridge, "config.reloaded") == []
+        assert bridge.events("config.reloaded") == []
         assert bridge.process.returncode is None
         assert (await client.get("/healthz")).status_code == 200
         assert [await answered_by(client) for _ in range(3)] == [OPUS] * 3
-        assert {x["route"] for x in events(bridge, "complete")} == {"a"}
+        assert {x["route"] for x in bridge.events("complete")} == {"a"}
 
         write_config(path, CONFIG_B)  # fixed: applied, and a refusal used no generation
-        first, *_ = await wait_for(bridge, "config.reloaded")
+        first, *_ = await bridge.wait_for("config.reloaded")
         assert (first["generation"], first["routes"]) == (2, ["b"])
         assert await answered_by(client) == HAIKU
 
@@ -296,7 +284,7 @@ async def test_a_stream_in_flight_finishes_on_its_config(tmp_path):
 
             write_config(path, CONFIG_B, keep_stamp=True)
             bridge.process.send_signal(signal.SIGHUP)
-            await wait_for(bridge, "config.reloaded")
+            await bridge.wait_for("config.reloaded")
             assert await answered_by(client) == HAIKU  # new calls: the new config
             await asyncio.sleep(2.5)  # two sweeps of the clients no live config uses
             upstream.gate.set()
@@ -366,10 +354,10 @@ async def test_reload_under_load_fails_no_request(tmp_path):
         assert {model for _, _, model in results} == {OPUS, HAIKU}
         assert len(upstream.seen) == len(results)
 
-        reloads = events(bridge, "config.reloaded")
+        reloads = bridge.events("config.reloaded")
         assert len(reloads) >= SWITCHES
         assert [x["generation"] for x in reloads] == list(range(2, len(reloads) + 2))
-        assert events(bridge, "config.rejected") == []
+        assert bridge.events("config.rejected") == []
         # The last switch wrote config A (ten switches, B first): it is what answers now.
         await asyncio.sleep(1.5)  # the watcher's last look
         assert await answered_by(client) == OPUS
@@ -385,7 +373,7 @@ async def test_the_kill_switch_passes_every_call_through_unchanged(tmp_path):
         assert await answered_by(client) == OPUS
         write_config(path, forced)
         bridge.process.send_signal(signal.SIGHUP)
-        first, *_ = await wait_for(bridge, "config.reloaded")
+        first, *_ = await bridge.wait_for("config.reloaded")
         assert first["force_mode"] == "passthrough"
 
         sent = b'{ "model":"claude-2.1",  "prompt":"\\n\\nHuman: hi\\n\\nAssistant:",\n'
@@ -398,14 +386,14 @@ async def test_the_kill_switch_passes_every_call_through_unchanged(tmp_path):
         assert (call.path, call.raw) == ("/v1/complete", sent)
         assert call.headers["x-api-key"] == KEY["x-api-key"]
         assert call.headers["x-custom"] == "kept"
-        line = (await wait_for(bridge, "complete", len(upstream.seen)))[-1]
+        line = (await bridge.wait_for("complete", len(upstream.seen)))[-1]
         assert (line["mode"], line["route"], line["arm"]) == ("passthrough", "forced", "primary")
         assert (line["status"], line["upstream_model"]) == (404, "claude-2.1")
 
         write_config(path, CONFIG_A)  # the switch off: routes decide again
         bridge.process.send_signal(signal.SIGHUP)
         async with asyncio.timeout(WAIT):
-            while events(bridge, "config.reloaded")[-1]["force_mode"]:  # noqa: ASYNC110
+            while bridge.events("config.reloaded")[-1]["force_mode"]:  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
         assert await answered_by(client) == OPUS
-        assert (await wait_for(bridge, "complete", len(upstream.seen)))[-1]["mode"] == "translate"
+        assert (await bridge.wait_for("complete", len(upstream.seen)))[-1]["mode"] == "translate"

@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import asdict
 from html.parser import HTMLParser
 from pathlib import Path
@@ -21,9 +20,8 @@ from proxy.report.lines import FIELDS
 from proxy.report.quantiles import EXACT_SAMPLES, Quantiles
 from proxy.report.tally import adaptation_kind
 from tests.fakes.factories import PROMPT, legacy_body
-from tests.fakes.servers import bridge_process, serving
+from tests.fakes.servers import bridge_process, run_cli, serving
 from tests.fakes.upstream import FakeUpstream
-from tests.live.test_reload import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = '<script>document.title="pwned"</script>'
@@ -405,15 +403,8 @@ def test_html_escapes_every_log_value():
     assert "default-src 'none'" in page
 
 
-def run(*args, stdin=""):
-    return subprocess.run(
-        [sys.executable, "-m", "proxy", "report", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-    )
+def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return run_cli("report", *args, stdin=stdin, cwd=ROOT)
 
 
 def test_cli_reads_files_and_stdin(tmp_path):
@@ -531,7 +522,7 @@ async def test_a_refused_call_counts_under_its_model(tmp_path):
         statuses = [(await client.post("/v1/complete", json=body)).status_code for body in calls]
         junk = await client.post("/v1/complete", content=b"{not json")
         assert statuses == [200, 400, 400, 400, 400] and junk.status_code == 400
-        complete = await wait_for(bridge, "complete", count=6)  # lines follow answers
+        complete = await bridge.wait_for("complete", count=6)  # lines follow answers
     assert [x.get("legacy_model") for x in complete] == [
         "claude-2.1",
         "claude-2.1",
@@ -562,7 +553,7 @@ async def test_a_passed_on_call_with_an_odd_model_is_counted(tmp_path):
     ):
         for body in (legacy_body(), legacy_body(model={"name": "claude-2.1"})):
             await client.post("/v1/complete", json=body)
-        complete = await wait_for(bridge, "complete", count=2)
+        complete = await bridge.wait_for("complete", count=2)
     assert [x["legacy_model"] for x in complete] == ["claude-2.1", None]
     r = json.loads(run(str(log), "--json").stdout)
     assert r["skipped"] == 0
