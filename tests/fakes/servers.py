@@ -15,10 +15,11 @@ from typing import Any
 
 import httpx
 import uvicorn
+from starlette.types import ASGIApp, Receive
 
 
 @contextlib.asynccontextmanager
-async def serving(app, **options) -> AsyncIterator[str]:
+async def serving(app: ASGIApp, **options: Any) -> AsyncIterator[str]:
     """Serve `app` on a free loopback port; yield its base URL; stop it after.
     `options` go to uvicorn.Config (e.g. `http=` the protocol the bridge serves with)."""
     config = uvicorn.Config(
@@ -37,12 +38,13 @@ async def serving(app, **options) -> AsyncIterator[str]:
         await asyncio.wait_for(task, 10)
 
 
-async def request_body(receive) -> bytes:
+async def request_body(receive: Receive) -> bytes:
     """An ASGI request's whole body."""
     raw = b""
     while True:
         message = await receive()
-        raw += message.get("body", b"")
+        chunk: bytes = message.get("body", b"")
+        raw += chunk
         if not message.get("more_body"):
             return raw
 
@@ -50,7 +52,7 @@ async def request_body(receive) -> bytes:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -59,7 +61,7 @@ class BridgeProcess:
     url: str
     log_path: Path
 
-    def log(self) -> list[dict]:
+    def log(self) -> list[dict[str, Any]]:
         """The JSON log lines the bridge wrote so far."""
         lines = self.log_path.read_text().splitlines()
         return [json.loads(line) for line in lines if line.startswith("{")]
