@@ -6,7 +6,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -17,12 +16,14 @@ from starlette.routing import Mount, Route
 from proxy.config.settings import Settings
 from proxy.edge.bridge import Bridge
 from proxy.edge.complete import CompleteEndpoint
+from proxy.edge.context import CallContext
 from proxy.edge.passthrough import PassthroughEndpoint
 from proxy.edge.reload import Reloader
 from proxy.edge.scrape import MetricsEndpoint, MetricsListener
 from proxy.obs.metrics import Metrics
 from proxy.rollout.runtime import Runtime, UpstreamPool
 from proxy.translate.response import dumps, error_envelope
+from proxy.upstream.transport import Transport
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -53,12 +54,13 @@ async def readyz(request: Request) -> JSONResponse:
 def create_app(
     settings: Settings,
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: Transport | None = None,
     environ: Mapping[str, str] | None = None,
     reload: Callable[[], Settings] | None = None,
     config_path: Path | None = None,
 ) -> Starlette:
-    """The bridge as an ASGI app; `transport` replaces the network (tests, demo);
+    """The bridge as an ASGI app; `transport` (an in-memory one, proxy/upstream/memory.py)
+    replaces the network for tests;
     `environ` is where `env:` secret references are looked up. With `reload` (which
     reads the settings again), the config is reloaded on SIGHUP and when the file at
     `config_path` changes."""
@@ -78,7 +80,7 @@ def create_app(
         finally:
             if watcher is not None:
                 watcher.cancel()
-            await bridge.calls_end(within=5)  # what was cut at the drain deadline answers
+            await bridge.calls.end(within=5)  # what was cut at the drain deadline answers
             await bridge.shadows.aclose()
             await pool.aclose()
             structlog.get_logger("complete-bridge").info("bridge.stopped")
@@ -87,9 +89,9 @@ def create_app(
         routes=[
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
-            Route("/v1/complete", CompleteEndpoint(bridge), methods=["POST"]),
+            Route("/v1/complete", CallContext(bridge, CompleteEndpoint(bridge)), methods=["POST"]),
             Route("/metrics", MetricsEndpoint(bridge, settings.metrics_port), methods=["GET"]),
-            Mount("", app=PassthroughEndpoint(bridge)),
+            Mount("", app=CallContext(bridge, PassthroughEndpoint(bridge))),
         ],
         middleware=[Middleware(MetricsListener, bridge=bridge, metrics_port=settings.metrics_port)],
         lifespan=lifespan,

@@ -1,35 +1,35 @@
 """What every endpoint shares: the config in force, the upstream clients, the metrics,
-the shadow calls and the budget of request bodies in flight; and the canonical log line
-each request ends with."""
-
-import asyncio
-import contextlib
-from typing import Any
+the calls and shadow calls in flight and the budget of request bodies in flight; and
+`emit`, where every record becomes its log line and its metrics."""
 
 import structlog
 from starlette.datastructures import Headers
 
+from proxy.config.settings import Settings
+from proxy.edge.arms import Arm
+from proxy.edge.context import Calls
 from proxy.edge.inflight import InflightBytes
+from proxy.edge.passthrough_arm import PassthroughArm
+from proxy.edge.shadows import Shadows
+from proxy.edge.translate_arm import TranslateArm
 from proxy.errors import Unauthorized
 from proxy.obs.metrics import Metrics
-from proxy.rollout.runtime import Runtime, UpstreamPool
-from proxy.rollout.shadow import Shadows
+from proxy.obs.record import Record
+from proxy.rollout.runtime import Runtime, Target, UpstreamPool
 
 
 class Bridge:
     """What every endpoint shares; built once by create_app. `runtime` (the config in
-    force) is replaced whole on reload: each request keeps the one it started with."""
+    force) is replaced whole on reload: each call keeps the one it started with."""
 
     def __init__(self, runtime: Runtime, pool: UpstreamPool, metrics: Metrics) -> None:
         self.runtime = runtime
         self.pool = pool
         self.metrics = metrics
         self.log = structlog.get_logger("complete-bridge")
-        self.shadows = Shadows(self.record)
+        self.shadows = Shadows(self.emit)
         self.inflight = InflightBytes()  # request bodies held: max_inflight_bytes
-        self.calls = 0  # requests in flight, on whichever config
-        self._no_calls = asyncio.Event()
-        self._no_calls.set()
+        self.calls = Calls()
         metrics.expect(runtime.routes, runtime.settings.force_mode)
 
     def swap(self, runtime: Runtime) -> None:
@@ -37,27 +37,21 @@ class Bridge:
         self.metrics.expect(runtime.routes, runtime.settings.force_mode)
         self.runtime = runtime
 
-    def call_started(self) -> None:
-        self.calls += 1
-        self._no_calls.clear()
+    def emit(self, record: Record) -> None:
+        """The record's canonical log line, and the metrics it feeds (a metrics bug is
+        logged, never the call's failure)."""
+        self.log.info(record.EVENT, **record.line())
+        try:
+            record.count(self.metrics)
+        except Exception as exc:
+            self.log.warning("metrics.observe_failed", metrics_event=record.EVENT, error=repr(exc))
 
-    def call_ended(self) -> None:
-        self.calls -= 1
-        if not self.calls:
-            self._no_calls.set()
 
-    async def calls_end(self, within: float) -> None:
-        """Wait (up to `within` seconds) for the requests in flight to end. At shutdown
-        the calls cut at the drain deadline are still writing their answers (a 503, a
-        stream's error event) and their log lines when the app is told to stop."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(within):
-                await self._no_calls.wait()
-
-    def record(self, event: str, facts: dict[str, Any]) -> None:
-        """The canonical log line of `event`, and the metrics it feeds."""
-        self.log.info(event, **facts)
-        self.metrics.observe(event, facts)
+def arm(target: Target, settings: Settings) -> Arm:
+    """The arm that answers as `target` says."""
+    if target.mode == "translate":
+        return TranslateArm(target, settings)
+    return PassthroughArm(target, settings)
 
 
 def admit(runtime: Runtime, headers: Headers) -> None:

@@ -164,9 +164,10 @@ class Client:
             await self.write(self.fail(exc))
             await self.write(b"", more=False)
 
-    def timings(self) -> dict[str, float | None]:
+    def timings(self) -> tuple[float | None, float]:
+        """Milliseconds to the first byte sent (None: none was) and to now."""
         first = self.first_byte
-        return {
-            "ttfb_ms": None if first is None else round((first - self.started) * 1000, 2),
-            "duration_ms": round((time.perf_counter() - self.started) * 1000, 2),
-        }
+        return (
+            None if first is None else round((first - self.started) * 1000, 2),
+            round((time.perf_counter() - self.started) * 1000, 2),
+        )

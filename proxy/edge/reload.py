@@ -45,7 +45,7 @@ class Reloader:
         except ConfigError as exc:
             error = str(exc) if self.path is None else locate(exc, self.path)
             self._log.error("config.rejected", source=source, error=error)
-            self.bridge.metrics.observe("config.rejected", {"source": source})
+            self.bridge.metrics.reloaded(applied=False)
             return False
         if _restart_only(old.settings) != _restart_only(runtime.settings):
             self._log.warning(
@@ -55,13 +55,14 @@ class Reloader:
             )
         self.bridge.swap(runtime)
         self.retiring.append(old)
-        facts = {
-            "generation": runtime.generation,
-            "source": source,
-            "routes": [route.name for route in runtime.routes],
-            "force_mode": runtime.settings.force_mode or None,
-        }
-        self.bridge.record("config.reloaded", facts)
+        self._log.info(
+            "config.reloaded",
+            generation=runtime.generation,
+            source=source,
+            routes=[route.name for route in runtime.routes],
+            force_mode=runtime.settings.force_mode or None,
+        )
+        self.bridge.metrics.reloaded(applied=True)
         return True
 
     async def watch(self) -> None:

@@ -1,17 +1,15 @@
-"""Prometheus metrics, fed by the same facts as the canonical log lines.
+"""Prometheus metrics, fed by the records the canonical log lines are made of.
 
-`Metrics.observe(event, facts)` takes what the bridge logs for a request (or a shadow
-comparison, or a config reload) and updates counters and histograms in its own
-registry; `GET /metrics` renders them. Every label value comes from a closed set
-(proxy/obs/metric_labels.py; unknown values become "other"; route names, which come from
-config, are capped), so no client can grow the series count. A bad fact is skipped,
-never raised: a metrics bug must not fail a request.
+`Metrics.complete`, `.passthrough` and `.shadow` count one record (proxy/obs/record.py);
+`GET /metrics` renders the registry (one per app). Every label value comes from a closed
+set (the record's typed fields; proxy/obs/metric_labels.py; unknown methods and adaptation
+kinds become "other"; route names, which come from config, are capped), so no client can
+grow the series count.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
-import structlog
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -22,25 +20,24 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 
-from proxy.errors import error_type_for_status
 from proxy.obs.metric_labels import (
-    ADAPTATIONS,
-    ARMS,
-    ERROR_TYPES,
-    FORMATS,
     METHODS,
-    MODES,
     OTHER,
     SHADOW_RESULTS,
     STATUS_CLASSES,
     STATUSES,
-    adaptation_kinds,
     answering_arms,
-    one_of,
     status_class_label,
     status_label,
-    to_seconds,
-    token_count,
+)
+from proxy.obs.record import (
+    ADAPTATION_KINDS,
+    ERROR_TYPES,
+    FORMATS,
+    CompleteRecord,
+    PassthroughRecord,
+    ShadowRecord,
+    adaptation_kind,
 )
 from proxy.rollout.routes import Route
 
@@ -84,11 +81,11 @@ class Metrics:
         self.disconnects = counter(
             "client_disconnects", "Clients that hung up before the end", [*by_arm, "mode"]
         )
-        self.passthrough = counter(
+        self.passthrough_requests = counter(
             "passthrough_requests", "Requests passed through unchanged",
             ["method", "status_class"],
         )  # fmt: skip
-        self.shadow = counter(
+        self.shadow_comparisons = counter(
             "shadow_comparisons", "Shadow comparisons of two arms, by result", ["route", "result"]
         )
         self.shadow_stops = counter(
@@ -108,26 +105,12 @@ class Metrics:
             if route.mode == "shadow":
                 label = self._route(route.name)
                 for result in SHADOW_RESULTS:
-                    self._at(self.shadow, label, result)
+                    self._at(self.shadow_comparisons, label, result)
                 for agree in ("true", "false"):
                     self._at(self.shadow_stops, label, agree)
 
-    def observe(self, event: str, facts: Mapping[str, Any]) -> None:
-        """Count one logged event; never raises."""
-        try:
-            if event == "complete":
-                self._complete(facts)
-            elif event == "passthrough":
-                self._passthrough(facts)
-            elif event == "shadow":
-                self._shadow(facts)
-            elif event in ("config.reloaded", "config.rejected"):
-                result = "applied" if event == "config.reloaded" else "rejected"
-                self._at(self.reloads, result).inc()
-        except Exception as exc:  # a metrics bug must not fail the request it counts
-            structlog.get_logger("complete-bridge").warning(
-                "metrics.observe_failed", metrics_event=event, error=type(exc).__name__
-            )
+    def reloaded(self, applied: bool) -> None:
+        self._at(self.reloads, "applied" if applied else "rejected").inc()
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""
@@ -151,7 +134,7 @@ class Metrics:
             self._at(self.reloads, result)
         for method in sorted(METHODS):
             for status_class in STATUS_CLASSES:
-                self._at(self.passthrough, method, status_class)
+                self._at(self.passthrough_requests, method, status_class)
         self.expect(())  # calls no route matches, and calls refused before routing
 
     def _zero_arm(self, route: str, arm: str, mode: str) -> None:
@@ -168,68 +151,61 @@ class Metrics:
         for direction in ("input", "output"):
             self._at(self.tokens, route, arm, direction)
         if mode == "translate":  # a call passed on as it came is not adapted
-            for kind in sorted(ADAPTATIONS):
+            for kind in sorted(ADAPTATION_KINDS):
                 self._at(self.adaptations, route, arm, kind)
         self._at(self.disconnects, route, arm, mode)
 
-    def _route(self, value: Any) -> str:
-        if value is None:
-            return "default"
-        if not isinstance(value, str):
-            return OTHER
+    def _route(self, value: str) -> str:
+        """A route's label: its name, until MAX_ROUTES names are in use."""
         if value not in self._routes:
             if len(self._routes) >= MAX_ROUTES:
                 return OTHER
             self._routes.add(value)
         return value
 
-    def _complete(self, facts: Mapping[str, Any]) -> None:
-        route = self._route(facts.get("route"))
-        arm = one_of(facts.get("arm"), ARMS, "primary")
-        mode = one_of(facts.get("mode"), MODES, "translate")
-        stream = "true" if facts.get("stream") is True else "false"
-        status = status_label(facts.get("status"))
-        fmt = one_of(facts.get("format"), FORMATS, OTHER)
-        self._at(self.requests, route, arm, mode, fmt, stream, status).inc()
-        error_type = facts.get("error_type")
-        if error_type is None and status.isdigit() and int(status) >= 400:
-            error_type = error_type_for_status(int(status))  # a relayed upstream error
-        if error_type is not None:
-            kind = one_of(error_type, ERROR_TYPES, OTHER)
-            self._at(self.errors, route, arm, mode, kind).inc()
-        for histogram, key in ((self.duration, "duration_ms"), (self.ttfb, "ttfb_ms")):
-            seconds = to_seconds(facts.get(key))
-            if seconds is not None:
-                self._at(histogram, route, arm, mode, stream).observe(seconds)
-        for direction in ("input", "output"):
-            tokens = token_count(facts.get(f"{direction}_tokens"))
+    def complete(self, record: CompleteRecord) -> None:
+        """Count one `POST /v1/complete` call."""
+        route = self._route(record.route)
+        arm = record.arm or "primary"
+        mode = record.mode or "translate"
+        stream = "true" if record.stream else "false"
+        status = status_label(record.status)
+        self._at(self.requests, route, arm, mode, record.format, stream, status).inc()
+        if record.error_type is not None:
+            self._at(self.errors, route, arm, mode, record.error_type).inc()
+        for histogram, ms in ((self.duration, record.duration_ms), (self.ttfb, record.ttfb_ms)):
+            if ms is not None:
+                self._at(histogram, route, arm, mode, stream).observe(ms / 1000)
+        for direction, tokens in (("input", record.input_tokens), ("output", record.output_tokens)):
             if tokens:
                 self._at(self.tokens, route, arm, direction).inc(tokens)
-        for kind in adaptation_kinds(facts.get("adaptations")):
+        for adaptation in record.adaptations or ():
+            kind = adaptation_kind(adaptation)
+            kind = kind if kind in ADAPTATION_KINDS else OTHER
             self._at(self.adaptations, route, arm, kind).inc()
-        if facts.get("client_disconnected") is True:
+        if record.client_disconnected:
             self._at(self.disconnects, route, arm, mode).inc()
 
-    def _passthrough(self, facts: Mapping[str, Any]) -> None:
-        method = one_of(facts.get("method"), METHODS, OTHER)
-        status_class = status_class_label(facts.get("status"))
-        self._at(self.passthrough, method, status_class).inc()
+    def passthrough(self, record: PassthroughRecord) -> None:
+        """Count one call of another path."""
+        method = record.method if record.method in METHODS else OTHER
+        self._at(self.passthrough_requests, method, status_class_label(record.status)).inc()
 
-    def _shadow(self, facts: Mapping[str, Any]) -> None:
+    def shadow(self, record: ShadowRecord) -> None:
         """A comparison counts as skipped when the bridge had too many in flight, as failed
         when the secondary did not answer 200; stop agreement is counted for the others."""
-        route = self._route(facts.get("route"))
-        if facts.get("skipped") is True:
+        route = self._route(record.route)
+        if record.skipped:
             result = "skipped"
-        elif facts.get("status") != 200 or facts.get("error_type") is not None:
+        elif record.status != 200 or record.error_type is not None:
             result = "failed"
-        elif facts.get("exact_match") is True:
+        elif record.exact_match:
             result = "exact"
-        elif facts.get("normalised_match") is True:
+        elif record.normalised_match:
             result = "normalised"
         else:
             result = "differs"
-        self._at(self.shadow, route, result).inc()
+        self._at(self.shadow_comparisons, route, result).inc()
         if result not in ("failed", "skipped"):
-            agree = "true" if facts.get("stop_match") is True else "false"
+            agree = "true" if record.stop_match else "false"
             self._at(self.shadow_stops, route, agree).inc()

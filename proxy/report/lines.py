@@ -11,10 +11,11 @@ requests; past that they come from a fixed log-bucket histogram, within about 4.
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 import orjson
 
+from proxy.obs.record import RECORDS
 from proxy.report.rows import Report
 from proxy.report.summary import rank
 from proxy.report.tally import Tally
@@ -26,9 +27,9 @@ def parse_timestamp(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-STATUSES = (100, 599)  # the HTTP status codes
 MAX_COUNT = 2**53  # tokens: the largest integer a JSON number holds exactly
 MAX_MS = 366 * 24 * 3600 * 1000.0  # a year: no call lasts longer
+Check = Callable[[object], bool]
 
 
 def _is_int(value: object, low: float, high: float) -> bool:
@@ -42,43 +43,44 @@ def _is_ms(value: object) -> bool:
     return 0 <= value <= MAX_MS
 
 
-def _is_text(value: object) -> bool:
-    return isinstance(value, str)
-
-
-def _is_flag(value: object) -> bool:
-    return isinstance(value, bool)
-
-
 def _is_texts(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
-_SHARED: dict[str, Callable[[object], bool]] = {
-    "status": lambda v: _is_int(v, *STATUSES),
-    "error_type": _is_text,
-    "route": _is_text,
-}
-# What the report reads of each event, and what it can use: null (or no such field) is
-# "not known"; any other value of the wrong type or out of range makes the line unusable.
-FIELDS: dict[str, dict[str, Callable[[object], bool]]] = {
-    "complete": _SHARED
-    | {
-        "client_disconnected": _is_flag,
-        "caller": _is_text,
-        "legacy_model": _is_text,
-        "upstream_model": _is_text,
-        "arm": _is_text,
-        "mode": _is_text,
-        "stream": _is_flag,
-        "input_tokens": lambda v: _is_int(v, 0, MAX_COUNT),
-        "output_tokens": lambda v: _is_int(v, 0, MAX_COUNT),
-        "duration_ms": _is_ms,
-        "ttfb_ms": _is_ms,
-        "adaptations": _is_texts,
-    },
-    "shadow": _SHARED
-    | {name: _is_flag for name in ("skipped", "exact_match", "normalised_match", "stop_match")},
+def _check(name: str, hint: object) -> Check:
+    """What a field's value must be for the report to use it, from its type in the
+    record: a count or a status in its range, a duration, a flag, a text, texts."""
+    if name in ("status", "upstream_status"):
+        return lambda v: _is_int(v, 100, 599)
+    if name.endswith("_ms"):
+        return _is_ms
+    kinds = {t for t in get_args(hint) if t is not type(None)} or {hint}
+    if kinds == {bool}:
+        return lambda v: isinstance(v, bool)
+    if kinds == {int}:
+        return lambda v: _is_int(v, 0, MAX_COUNT)
+    if kinds == {list[str]}:
+        return _is_texts
+    return lambda v: isinstance(v, str)  # a text, or one of a closed set of texts
+
+
+# What the report reads of each event: names of the record's fields (proxy/obs/record.py),
+# checked as their types say. Null (or no such field) is "not known"; any other value of
+# the wrong type or out of range makes the line unusable.
+READS = {
+    "complete": (
+        "status", "error_type", "route", "client_disconnected", "caller", "legacy_model",
+        "upstream_model", "arm", "mode", "stream", "input_tokens", "output_tokens",
+        "duration_ms", "ttfb_ms", "adaptations",
+    ),
+    "shadow": (
+        "status", "error_type", "route", "skipped", "exact_match", "normalised_match",
+        "stop_match",
+    ),
+}  # fmt: skip
+FIELDS: dict[str, dict[str, Check]] = {
+    event: {name: _check(name, get_type_hints(RECORDS[event])[name]) for name in names}
+    for event, names in READS.items()
 }
 
 

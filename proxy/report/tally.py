@@ -6,17 +6,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from proxy.obs.record import adaptation_label, call_failed
 from proxy.report.quantiles import Quantiles
 from proxy.report.rows import Report
 
 NO_KEY = "(no key)"
 UNKNOWN = "(unknown)"  # a request refused before its model was read
-
-
-def adaptation_kind(adaptation: str) -> str:
-    """`capped_max_tokens:100000->64000` is one kind, `capped_max_tokens`; the others
-    (`local_stop`, `dropped_field:tags`, `dropped_top_p`) are their own kind."""
-    return adaptation.split(":", 1)[0] if "->" in adaptation else adaptation
 
 
 def _str(value: object, default: str) -> str:
@@ -83,9 +78,7 @@ class Tally:
         totals = self.report.totals
         status = line.get("status")
         hangup = status is None or line.get("client_disconnected") is True
-        failed = not hangup and (
-            (status is not None and status >= 400) or line.get("error_type") is not None
-        )
+        failed = call_failed(status, line.get("error_type"), hangup)
         caller_key = _str(line.get("caller"), NO_KEY)
         model_key = _str(line.get("legacy_model"), UNKNOWN)
         totals.requests += 1
@@ -120,7 +113,7 @@ class Tally:
         if (ttfb := line.get("ttfb_ms")) is not None:
             route.ttfb.add(float(ttfb))
 
-        for kind in {adaptation_kind(a) for a in line.get("adaptations") or ()}:
+        for kind in {adaptation_label(a) for a in line.get("adaptations") or ()}:
             adaptation = self.adaptations.setdefault(kind, _Adaptation())
             adaptation.requests += 1
             adaptation.models[model_key] += 1

@@ -23,7 +23,11 @@ import fnmatch
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+# How an arm answers: translated to the Messages API, or passed on as it came.
+Mode = Literal["translate", "passthrough"]
+ArmName = Literal["primary", "secondary"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +125,7 @@ class Choice:
     """Where a call goes: the route, the arm that answers, and a shadow arm (if any)."""
 
     route: Route
-    arm_name: str  # "primary" or "secondary"
+    arm_name: ArmName
     arm: Arm
     shadow: Arm | None = None
 

@@ -9,15 +9,14 @@ requests of the generations that used it are done (see proxy/edge/reload.py).
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any
-
-import httpx
+from typing import Any, cast
 
 from proxy.config.access import CREDENTIALS, Access, read_secret
 from proxy.config.settings import ConfigError, Settings
-from proxy.rollout.routes import Arm, Route
+from proxy.rollout.routes import Arm, Mode, Route
 from proxy.upstream.client import Upstream
 from proxy.upstream.headers import RawHeaders
+from proxy.upstream.transport import Transport
 
 # What an Upstream is made of: two arms that agree on these share one client.
 _UPSTREAM_FIELDS = (
@@ -37,7 +36,7 @@ assert set(_UPSTREAM_FIELDS) <= {f.name for f in fields(Settings)}
 class UpstreamPool:
     """The upstream clients of every live generation, shared where they agree."""
 
-    def __init__(self, transport: httpx.AsyncBaseTransport | None) -> None:
+    def __init__(self, transport: Transport | None) -> None:
         self._transport = transport
         self._clients: dict[tuple[Any, ...], Upstream] = {}
 
@@ -72,7 +71,7 @@ class UpstreamPool:
 class Target:
     """An arm made concrete: how it answers, where, with which key and limits."""
 
-    mode: str  # translate or passthrough
+    mode: Mode
     model: str | None  # the target model (translate) or legacy model (passthrough) to use
     upstream: Upstream
     max_body_bytes: int
@@ -139,7 +138,7 @@ class Runtime:
         if "upstream_key" in arm.overrides:
             key = read_secret(arm.overrides["upstream_key"], environ, "upstream_key").encode()
         return Target(
-            mode=arm.mode,
+            mode=cast(Mode, arm.mode),  # one of the two: the config reader checks it
             model=arm.overrides.get("model"),
             upstream=pool.get(replace(settings, **upstream_settings)),
             max_body_bytes=arm.overrides.get("max_body_bytes", settings.max_body_bytes),

@@ -1,7 +1,7 @@
 """A legacy `/v1/complete` body becomes a Messages body, plus what had to be adapted."""
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from proxy.config.models import Capabilities, ModelTable
 from proxy.errors import InvalidRequest
@@ -17,6 +17,17 @@ LEGACY_FIELDS = frozenset(
 # Apps send a handful (the SDKs' examples one or two); each whitespace-only one is
 # scanned for in every piece of a stream.
 MAX_STOP_SEQUENCES = 1_000
+# What a translation may change in a call: the kinds of `Translation.adaptations`
+# (docs/behaviour.md). The log, metrics and report all use this one list.
+AdaptationKind = Literal[
+    "capped_max_tokens",
+    "local_stop",
+    "dropped_empty_stop",
+    "dropped_temperature",
+    "dropped_top_k",
+    "dropped_top_p",
+    "dropped_field",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +37,7 @@ class Translation:
     conversation: Conversation
     legacy_model: str
     local_stops: tuple[str, ...]
-    # Each entry is "kind" or "kind:detail"; the kinds are a closed set (docs/behaviour.md).
+    # Each entry is "kind" or "kind:detail" (`dropped_field:tags`); kinds: AdaptationKind.
     adaptations: tuple[str, ...]
 
     @property

@@ -20,6 +20,7 @@ import yaml
 from proxy.config.file import from_file
 from proxy.config.settings import KEYS, Settings, env_name, from_environ
 from proxy.obs.metrics import Metrics
+from proxy.obs.record import CompleteRecord, PassthroughRecord, ShadowRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -410,24 +411,35 @@ PROMQL_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 def exposed_metric_names() -> set[str]:
     """The sample names a Metrics instance exposes once it has seen one of each event."""
     metrics = Metrics()
-    metrics.observe(
-        "complete",
-        {
-            "status": 500,
-            "error_type": "api_error",
-            "input_tokens": 1,
-            "output_tokens": 1,
-            "adaptations": ["local_stop"],
-            "ttfb_ms": 1.0,
-            "duration_ms": 2.0,
-            "client_disconnected": True,
-        },
+    metrics.complete(
+        CompleteRecord(
+            format="v2",
+            status=500,
+            error_type="api_error",
+            input_tokens=1,
+            output_tokens=1,
+            adaptations=["local_stop"],
+            ttfb_ms=1.0,
+            duration_ms=2.0,
+            client_disconnected=True,
+        )
     )
-    metrics.observe("passthrough", {"method": "GET", "status": 200})
-    metrics.observe(
-        "shadow", {"route": "r", "status": 200, "exact_match": True, "stop_match": True}
+    metrics.passthrough(PassthroughRecord(method="GET", path="/", status=200))
+    metrics.shadow(
+        ShadowRecord(
+            route="r",
+            caller=None,
+            legacy_model=None,
+            format="v2",
+            stream=False,
+            primary_mode="passthrough",
+            secondary_mode="translate",
+            status=200,
+            exact_match=True,
+            stop_match=True,
+        )
     )
-    metrics.observe("config.reloaded", {})
+    metrics.reloaded(applied=True)
     body, _ = metrics.render()
     return {
         line.split("{")[0].split(" ")[0]

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from proxy.report import build_report, parse_timestamp, render_html, render_json, render_text
 from proxy.report.lines import FIELDS
 from proxy.report.quantiles import EXACT_SAMPLES, Quantiles
-from proxy.report.tally import adaptation_kind
+from proxy.obs.record import adaptation_label
 from tests.fakes.factories import PROMPT, legacy_body
 from tests.fakes.servers import bridge_process, run_cli, serving
 from tests.fakes.upstream import FakeUpstream
@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = '<script>document.title="pwned"</script>'
 
 
-def line(event="complete", **fields):
+def line(event: str = "complete", **fields: object) -> str:
     """One log line as the bridge writes it; `fields` override the defaults."""
-    base = {
+    base: dict[str, object] = {
         "event": event,
         "timestamp": "2025-03-01T10:00:00.000001Z",
         "level": "info",
@@ -111,7 +111,7 @@ LINES = [
 ]
 
 
-def test_aggregation_counts_exactly():
+def test_aggregation_counts_exactly() -> None:
     """Totals, callers, models, routes, adaptations, shadows and days come out exact."""
     r = build_report(LINES)
     assert (r.lines, r.skipped, r.outside) == (17, 4, 0)
@@ -162,7 +162,7 @@ def test_aggregation_counts_exactly():
     ]
 
 
-def test_old_lines_without_route_arm_mode_or_caller_get_the_defaults():
+def test_old_lines_without_route_arm_mode_or_caller_get_the_defaults() -> None:
     """Lines from before route/arm/mode/caller were logged count as default/primary/
     translate and "(no key)"; a request refused before its model was read is "(unknown)"."""
     old = json.loads(line())
@@ -181,11 +181,11 @@ def test_old_lines_without_route_arm_mode_or_caller_get_the_defaults():
     ]
 
 
-def test_bad_lines_are_skipped_and_counted():
+def test_bad_lines_are_skipped_and_counted() -> None:
     """Lines that are not a JSON object with a string "event" are skipped and counted, and
     so is a line holding a value of the wrong type where the report reads one; null is
     "not known", not a reason to skip."""
-    junk = ["{", "null", '"complete"', '{"event": 3}', "\x00\xff", b"\xff\xfe{"]
+    junk: list[str | bytes] = ["{", "null", '"complete"', '{"event": 3}', "\x00\xff", b"\xff\xfe{"]
     odd = [
         line(status="200"),
         line(input_tokens="many"),
@@ -227,7 +227,8 @@ UNUSABLE = [
     float("-inf"),
     float("nan"),
 ]
-NUMBERS = {  # (event, field): values the report must still count, the edges of the range
+# (event, field): values the report must still count, the edges of the range
+NUMBERS: dict[tuple[str, str], list[float]] = {
     ("complete", "status"): [100, 599],
     ("complete", "input_tokens"): [0, 2**53],
     ("complete", "output_tokens"): [0, 2**53],
@@ -237,7 +238,7 @@ NUMBERS = {  # (event, field): values the report must still count, the edges of 
 }
 
 
-def test_every_numeric_field_is_in_the_table():
+def test_every_numeric_field_is_in_the_table() -> None:
     """The fuzz below covers every numeric field the report reads."""
     numeric = {
         (event, name)
@@ -248,7 +249,7 @@ def test_every_numeric_field_is_in_the_table():
     assert numeric == set(NUMBERS)
 
 
-def test_an_unusable_number_skips_its_line_not_the_report(tmp_path):
+def test_an_unusable_number_skips_its_line_not_the_report(tmp_path: Path) -> None:
     """`report` as a process on a log where every numeric field holds, in turn, every
     value it cannot use (1e308 crashed it once with OverflowError): exit 0 in every
     format, each such line skipped and counted, and the values at the edges of each
@@ -305,7 +306,9 @@ JSON_VALUES = st.recursive(
     ),
     timestamp=st.one_of(st.text(max_size=30), JSON_VALUES, st.datetimes().map(str)),
 )
-def test_no_field_value_crashes_the_report(event, values, timestamp):
+def test_no_field_value_crashes_the_report(
+    event: str, values: dict[str, object], timestamp: object
+) -> None:
     """Whatever any field the report reads holds (any JSON value, or Infinity and NaN
     written by a non-strict encoder), the report comes out in every format and the line
     is either counted or skipped; what is counted stays in range."""
@@ -322,7 +325,7 @@ def test_no_field_value_crashes_the_report(event, values, timestamp):
     assert since.skipped + since.outside + sum(since.events.values()) == 1
 
 
-def test_since_and_until_filter_events():
+def test_since_and_until_filter_events() -> None:
     """--since is inclusive, --until exclusive; events outside are counted apart."""
     r = build_report(
         LINES,
@@ -333,7 +336,7 @@ def test_since_and_until_filter_events():
     assert (r.first, r.last) == ("2025-03-02T12:00:00Z", "2025-03-02T13:00:00Z")
 
 
-def test_long_tables_are_capped_with_a_count_of_the_rest():
+def test_long_tables_are_capped_with_a_count_of_the_rest() -> None:
     """Only the top callers are listed; the rest are counted."""
     lines = [line(caller=f"caller{i:03d}") for i in range(60) for _ in range(i + 1)]
     r = build_report(lines, top=50)
@@ -342,7 +345,7 @@ def test_long_tables_are_capped_with_a_count_of_the_rest():
     assert "... and 10 more callers" in render_text(r)
 
 
-def test_quantiles_are_exact_then_bucketed():
+def test_quantiles_are_exact_then_bucketed() -> None:
     """Exact nearest-rank quantiles up to EXACT_SAMPLES values, then within 4.5 %."""
     q = Quantiles()
     for v in range(1, 101):
@@ -355,14 +358,14 @@ def test_quantiles_are_exact_then_bucketed():
     assert p50 is not None and 1500 * 0.955 <= p50 <= 1500 * 1.045
 
 
-def test_adaptation_kinds_fold_numbers_only():
+def test_adaptation_kinds_fold_numbers_only() -> None:
     """A capped max_tokens is one kind whatever the numbers; field names stay apart."""
-    assert adaptation_kind("capped_max_tokens:300000->64000") == "capped_max_tokens"
-    assert adaptation_kind("dropped_field:tags") == "dropped_field:tags"
-    assert adaptation_kind("local_stop") == "local_stop"
+    assert adaptation_label("capped_max_tokens:300000->64000") == "capped_max_tokens"
+    assert adaptation_label("dropped_field:tags") == "dropped_field:tags"
+    assert adaptation_label("local_stop") == "local_stop"
 
 
-def test_text_fits_100_columns_and_strips_control_characters():
+def test_text_fits_100_columns_and_strips_control_characters() -> None:
     """The terminal report is at most 100 columns, and a log value cannot send escapes."""
     long = "m" * 300
     r = build_report([*LINES, line(legacy_model=long, caller="\x1b[31mred\x1b[0m")])
@@ -373,7 +376,7 @@ def test_text_fits_100_columns_and_strips_control_characters():
     assert "local_stop" in text and "canary" in text
 
 
-def test_json_is_the_whole_report():
+def test_json_is_the_whole_report() -> None:
     """--json carries every number of the report."""
     out = json.loads(render_json(build_report(LINES)))
     assert out["totals"]["requests"] == 6
@@ -388,7 +391,7 @@ def test_json_is_the_whole_report():
     assert out["adaptations"][0]["top_models"] == [["claude-2.1", 2]]
 
 
-def test_html_escapes_every_log_value():
+def test_html_escapes_every_log_value() -> None:
     """A hostile model name, caller or event name is text in the page, never markup."""
     hostile = [
         line(legacy_model=HOSTILE, caller='"><img src=x onerror=alert(1)>'),
@@ -407,7 +410,7 @@ def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return run_cli("report", *args, stdin=stdin, cwd=ROOT)
 
 
-def test_cli_reads_files_and_stdin(tmp_path):
+def test_cli_reads_files_and_stdin(tmp_path: Path) -> None:
     """FILE arguments and '-' (stdin) are read in order, as one log."""
     log = tmp_path / "bridge.log"
     log.write_text("\n".join(LINES[:3]) + "\n")
@@ -427,7 +430,7 @@ def test_cli_reads_files_and_stdin(tmp_path):
         (["--since", "yesterday"], "complete-bridge: error: --since: expected an ISO 8601"),
     ],
 )
-def test_cli_mistakes_exit_2_with_one_line(args, message):
+def test_cli_mistakes_exit_2_with_one_line(args: list[str], message: str) -> None:
     """A missing file or a bad timestamp is one line on stderr and exit 2."""
     done = run(*args)
     assert done.returncode == 2
@@ -435,14 +438,14 @@ def test_cli_mistakes_exit_2_with_one_line(args, message):
     assert done.stderr.count("\n") == 1
 
 
-def test_cli_help_answers_questions():
+def test_cli_help_answers_questions() -> None:
     """`report --help` says what is read, what is shown, and the output flags."""
     out = run("--help").stdout
     for text in ("stdin", "--json", "--html", "--since", "fingerprint", "adaptations"):
         assert text in out
 
 
-async def test_report_of_a_real_bridge_log(tmp_path):
+async def test_report_of_a_real_bridge_log(tmp_path: Path) -> None:
     """A real bridge in front of the fake upstream, a mix of calls, then `report --json`
     on its log: requests, callers, models, errors, streams, adaptations and tokens match
     the calls made."""
@@ -500,7 +503,7 @@ async def test_report_of_a_real_bridge_log(tmp_path):
         assert callers == [4]
 
 
-async def test_a_refused_call_counts_under_its_model(tmp_path):
+async def test_a_refused_call_counts_under_its_model(tmp_path: Path) -> None:
     """A call refused for a bad body after routing is logged, and reported, under the model
     it named; "(unknown)" is only for bodies with no model string, and "(unrouted)" for
     calls refused before routing (a body that is not JSON)."""
@@ -540,7 +543,7 @@ async def test_a_refused_call_counts_under_its_model(tmp_path):
     assert routes == {"default": (5, 4), "(unrouted)": (1, 1)}
 
 
-async def test_a_passed_on_call_with_an_odd_model_is_counted(tmp_path):
+async def test_a_passed_on_call_with_an_odd_model_is_counted(tmp_path: Path) -> None:
     """A call passed on as it came logs a model that is not a string as null, so the
     report counts it under "(unknown)" rather than skipping its line."""
     log = tmp_path / "bridge.log"
@@ -561,7 +564,7 @@ async def test_a_passed_on_call_with_an_odd_model_is_counted(tmp_path):
     assert models == {"claude-2.1": 1, "(unknown)": 1}
 
 
-def test_text_report_shows_requests_per_day(tmp_path):
+def test_text_report_shows_requests_per_day(tmp_path: Path) -> None:
     """The terminal report has the per-day section JSON and HTML have: each day, its
     requests and errors, and a bar as long as its share of the busiest day."""
     log = tmp_path / "bridge.log"
@@ -576,7 +579,7 @@ def test_text_report_shows_requests_per_day(tmp_path):
     assert out[start + 4] == ""
 
 
-def test_text_report_shows_the_last_quarter_and_counts_earlier_days():
+def test_text_report_shows_the_last_quarter_and_counts_earlier_days() -> None:
     """Past 92 days the text shows the latest 92 and says how many earlier ones --json has."""
     days = [f"2025-{m:02d}-{d:02d}T12:00:00Z" for m in range(1, 5) for d in range(1, 29)]
     text = render_text(build_report([line(timestamp=t) for t in days]))
@@ -584,7 +587,7 @@ def test_text_report_shows_the_last_quarter_and_counts_earlier_days():
     assert "2025-01-21 " in text and "2025-01-20 " not in text
 
 
-def test_an_unreadable_timestamp_is_not_a_crash(tmp_path):
+def test_an_unreadable_timestamp_is_not_a_crash(tmp_path: Path) -> None:
     """A timestamp out of datetime's range once it is moved to UTC counts the line without a
     day, or outside --since/--until; a --since like that is a usage error, not a trace."""
     log = tmp_path / "bridge.log"
@@ -605,13 +608,15 @@ class _Dom(HTMLParser):
 
     def __init__(self) -> None:
         super().__init__()
-        self.title, self.scripts, self.urls = "", 0, []
+        self.title, self.scripts = "", 0
+        self.urls: list[str] = []
         self.tables: dict[str, list[list[str]]] = {}
         self.bars: dict[str, int] = {}
-        self._table = self._chart = None
+        self._table: str | None = None
+        self._chart: str | None = None
         self._in_title = self._in_cell = False
 
-    def handle_starttag(self, tag, attrs):
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
         self.urls += [v for k, v in attrs if k in ("src", "href") and v]
         if tag == "script":
@@ -619,7 +624,7 @@ class _Dom(HTMLParser):
         elif tag == "title" and self._chart is None:
             self._in_title = True
         elif tag == "table":
-            self._table = a.get("id")
+            self._table = a.get("id") or ""
             self.tables[self._table] = []
         elif tag == "tr" and self._table:
             self.tables[self._table].append([])
@@ -627,12 +632,12 @@ class _Dom(HTMLParser):
             self._in_cell = True
             self.tables[self._table][-1].append("")
         elif tag == "svg":
-            self._chart = a.get("id")
+            self._chart = a.get("id") or ""
             self.bars[self._chart] = 0
         elif tag == "rect" and self._chart and a.get("class") == "bar":
             self.bars[self._chart] += 1
 
-    def handle_endtag(self, tag):
+    def handle_endtag(self, tag: str) -> None:
         if tag == "title":
             self._in_title = False
         elif tag == "table":
@@ -642,7 +647,7 @@ class _Dom(HTMLParser):
         elif tag == "svg":
             self._chart = None
 
-    def handle_data(self, data):
+    def handle_data(self, data: str) -> None:
         if self._in_title:
             self.title += data
         if self._in_cell and self._table:
@@ -650,7 +655,7 @@ class _Dom(HTMLParser):
 
 
 @pytest.mark.browser
-def test_html_page_in_a_real_browser(tmp_path):
+def test_html_page_in_a_real_browser(tmp_path: Path) -> None:
     """Chromium renders the page: tables with the right numbers, one bar per day, model
     and adaptation, the hostile model name shown as text (its script does not run and the
     title stays), and the page asks the network for nothing."""

@@ -12,9 +12,11 @@ import zlib
 import pytest
 
 from proxy.config.settings import check_value
+from proxy.edge.shadows import compare
+from proxy.obs.record import ShadowRecord
 from proxy.rollout.route_tables import RouteError, parse_routes
 from proxy.rollout.routes import DEFAULT_ROUTE, Call, Route, bucket, choose, fingerprint
-from proxy.rollout.shadow import Capture, compare, legacy_answer
+from proxy.rollout.shadow import Capture, Reply, legacy_answer
 
 CANARY = {
     "name": "canary",
@@ -190,14 +192,26 @@ def test_describe_hides_secrets() -> None:
     assert "TEAM_KEY" not in route.describe() and "(secret)" in route.describe()
 
 
+def compared(primary: Reply, secondary: Reply) -> ShadowRecord:
+    record = ShadowRecord(
+        route="r", caller=None, legacy_model=None, format="v2", stream=False,
+        primary_mode="passthrough", secondary_mode="translate",
+    )  # fmt: skip
+    compare(primary, secondary, record)
+    return record
+
+
 def test_compare() -> None:
-    same = compare((" Hello, World.", "stop_sequence"), (" Hello, World.", "stop_sequence"))
-    assert same["exact_match"] and same["normalised_match"] and same["stop_match"]
-    close = compare((" Hello,\n World.", "stop_sequence"), ("hello, world.", "max_tokens"))
-    assert not close["exact_match"] and close["normalised_match"] and not close["stop_match"]
-    assert (close["primary_chars"], close["secondary_chars"]) == (15, 13)
-    apart = compare(("yes", None), ("no", None))
-    assert not apart["normalised_match"] and apart["stop_match"]
+    same = compared((" Hello, World.", "stop_sequence"), (" Hello, World.", "stop_sequence"))
+    assert same.exact_match and same.normalised_match and same.stop_match
+    close = compared((" Hello,\n World.", "stop_sequence"), ("hello, world.", "max_tokens"))
+    assert not close.exact_match and close.normalised_match and not close.stop_match
+    assert (close.primary_chars, close.secondary_chars) == (15, 13)
+    assert (close.primary_stop_reason, close.secondary_stop_reason) == (
+        "stop_sequence", "max_tokens"
+    )  # fmt: skip
+    apart = compared(("yes", None), ("no", None))
+    assert not apart.normalised_match and apart.stop_match
 
 
 V2_EVENT = b'event: completion\ndata: {"type":"completion","completion":"%s","stop_reason":%s}\n\n'
