@@ -186,7 +186,9 @@ BODIES = st.one_of(
 
 @FUZZ
 @given(content=BODIES)
-def test_any_body_is_answered_or_refused_with_a_legacy_4xx(scripted, content):
+def test_any_body_is_answered_or_refused_with_a_legacy_4xx(
+    scripted: tuple[Bridge, Scripted], content: bytes | Repeated
+) -> None:
     """Any body at all, of any JSON shape or none, nested deep, with numbers past 64 bits
     or invalid UTF-8: the translated answer, or a bridge-made legacy 400 (413 past the
     size limit), never a 500."""
@@ -285,8 +287,8 @@ def legacy_bodies(draw: st.DrawFn) -> dict[str, Any]:
 @settings(FUZZ, max_examples=2 * EXAMPLES)
 @given(body=legacy_bodies(), version=st.sampled_from([None, "2023-01-01", "2023-06-01"]))
 def test_any_prompt_is_refused_in_the_spec_wording_or_accepted_by_the_strict_fake(
-    fake, body, version
-):
+    fake: Bridge, body: dict[str, Any], version: str | None
+) -> None:
     """A prompt built from turn markers in both newline forms, whitespace, odd Unicode and
     unpaired surrogates (escaped in the JSON), with any mix of the other fields, for any
     model: a 400 in the SPEC's words, or a Messages request the strict fake accepts."""
@@ -338,7 +340,9 @@ def on_the_wire(headers: list[tuple[bytes, Any]]) -> list[tuple[bytes, bytes]]:
 
 @FUZZ
 @given(headers=HEADERS, stream=st.booleans())
-def test_any_headers_are_served_without_a_5xx(scripted, headers, stream):
+def test_any_headers_are_served_without_a_5xx(
+    scripted: tuple[Bridge, Scripted], headers: list[tuple[bytes, Any]], stream: bool
+) -> None:
     """Headers of any name, latin-1 values, huge ones, duplicate or odd anthropic-version:
     the legacy call is answered (the first anthropic-version picks the format) and so is
     a pass-through call."""
@@ -471,8 +475,8 @@ def assert_legacy_stream(text: str, *, v1: bool, outcome: str | None = None) -> 
     prompt=st.sampled_from(["\n\nHuman: hi\n\nAssistant:", "\n\nHuman: hi\n\nAssistant: {"]),
 )
 def test_any_upstream_stream_becomes_a_well_formed_legacy_stream(
-    scripted, chunks, v1, stops, prompt
-):
+    scripted: tuple[Bridge, Scripted], chunks: list[bytes], v1: bool, stops: list[str], prompt: str
+) -> None:
     """Whatever bytes a 200 event stream carries, cut into whatever chunks, with local
     stop sequences or a prefill: the client gets a well-formed v1 or v2 stream that ends
     in a final completion or an error event."""
@@ -509,7 +513,9 @@ def usage_not_an_object(body: bytes) -> bool:
 
 @FUZZ
 @given(body=UPSTREAM_BODIES, v1=st.booleans())
-def test_any_upstream_answer_becomes_a_completion_or_a_502(scripted, body, v1):
+def test_any_upstream_answer_becomes_a_completion_or_a_502(
+    scripted: tuple[Bridge, Scripted], body: bytes, v1: bool
+) -> None:
     """Whatever a 200 JSON answer holds: a legacy completion, or the bridge's 502
     `api_error` for an answer it cannot read; never a 500."""
     assume(not usage_not_an_object(body))
@@ -529,7 +535,7 @@ def test_any_upstream_answer_becomes_a_completion_or_a_502(scripted, body, v1):
         }
 
 
-def test_upstream_usage_not_an_object_is_a_502_not_a_500(scripted):
+def test_upstream_usage_not_an_object_is_a_502_not_a_500(scripted: tuple[Bridge, Scripted]) -> None:
     """Regression, found by the fuzzer: a 200 answer whose `usage` is not an object (here
     "0") made a 500 and an exception trace; it is an answer the bridge cannot read, a 502."""
     bridge, upstream = scripted
@@ -544,7 +550,9 @@ def test_upstream_usage_not_an_object_is_a_502_not_a_500(scripted):
     body=UPSTREAM_BODIES,
     stream=st.booleans(),
 )
-def test_any_upstream_error_keeps_its_status_in_a_legacy_envelope(scripted, status, body, stream):
+def test_any_upstream_error_keeps_its_status_in_a_legacy_envelope(
+    scripted: tuple[Bridge, Scripted], status: int, body: bytes, stream: bool
+) -> None:
     """An upstream error with any body reaches the client with its status, in a legacy
     error envelope (the upstream's own when it sent one)."""
     bridge, upstream = scripted
@@ -555,7 +563,9 @@ def test_any_upstream_error_keeps_its_status_in_a_legacy_envelope(scripted, stat
 
 
 @pytest.mark.parametrize(("declared", "status"), [("\u00b2", 200), ("9" * 5000, 413)])
-def test_odd_content_length_is_not_a_500(scripted, declared, status):
+def test_odd_content_length_is_not_a_500(
+    scripted: tuple[Bridge, Scripted], declared: str, status: int
+) -> None:
     """Regression, found by the fuzzer: a content-length that str.isdigit() accepts but
     int() does not (a superscript two, or past 4300 digits) made a 500 and a trace. Now
     the first is not a length (the body that comes is read), the second is over any
