@@ -135,7 +135,9 @@ def sse_events(text: str) -> list[tuple[str | None, str]]:
     return events
 
 
-def check_v2_stream(response: httpx.Response, expected: str, error: dict | None) -> str | None:
+def check_v2_stream(
+    response: httpx.Response, expected: str, error: dict[str, str] | None
+) -> str | None:
     """v2: named completion events whose texts add up to `expected`, then the final event
     (empty text, stop_reason set), or, with `error`, the error event instead."""
     ping = ("ping", '{"type": "ping"}')
@@ -162,7 +164,9 @@ def check_v2_stream(response: httpx.Response, expected: str, error: dict | None)
     return None if "".join(texts) == expected else f"text {''.join(texts)!r} != {expected!r}"
 
 
-def check_v1_stream(response: httpx.Response, expected: str, error: dict | None) -> str | None:
+def check_v1_stream(
+    response: httpx.Response, expected: str, error: dict[str, str] | None
+) -> str | None:
     """v1: data-only events, each with the whole text so far, the last with stop_reason
     (or, with `error`, the v1 error line), then `data: [DONE]`."""
     events = [(n, d) for n, d in sse_events(response.text) if (n, d) != ("ping", "{}")]
@@ -220,7 +224,9 @@ def check_error(response: httpx.Response, status: int, error_type: str) -> str |
 OVERLOADED = {"type": "overloaded_error", "message": "Overloaded"}
 
 
-async def one(client: httpx.AsyncClient, rng: random.Random, n: int, kind: str, fmt: str):
+async def one(
+    client: httpx.AsyncClient, rng: random.Random, n: int, kind: str, fmt: str
+) -> str | None:
     """Send request number `n` of `kind` in `fmt`; return what was wrong, or None."""
     words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 12)))
     stream = kind in ("stream", "midstream error", "hang-up") or (
@@ -333,7 +339,7 @@ async def settled(measure: Callable[[], dict[str, int]]) -> dict[str, int]:
 
 
 async def phase(
-    url: str, seconds: float, concurrency: int, tally: Tally, rng: random.Random, fake
+    url: str, seconds: float, concurrency: int, tally: Tally, rng: random.Random, fake: FakeUpstream
 ) -> None:
     """`concurrency` closed-loop workers for `seconds`; every answer checked."""
     kinds, weights = list(KINDS), list(KINDS.values())
