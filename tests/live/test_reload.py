@@ -16,9 +16,11 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from tests.fakes.factories import legacy_body
 from tests.fakes.servers import BridgeProcess, bridge_process, request_body, serving
@@ -80,7 +82,7 @@ class ModelUpstream:
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     holding: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         raw = await request_body(receive)
@@ -123,7 +125,7 @@ class ModelUpstream:
         await self._respond(send, 200, message, number)
 
     @staticmethod
-    async def _respond(send, status: int, body: dict, number: int) -> None:
+    async def _respond(send: Send, status: int, body: dict[str, Any], number: int) -> None:
         headers = [(b"content-type", b"application/json"), (b"request-id", b"req_%d" % number)]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": json.dumps(body).encode()})
@@ -153,12 +155,14 @@ async def answered_by(client: httpx.AsyncClient) -> str:
     """Make a call; the model that answered it (200 required)."""
     response = await client.post("/v1/complete", json=legacy_body(), headers=KEY)
     assert response.status_code == 200, response.text
-    completion = response.json()["completion"]
+    completion: str = response.json()["completion"]
     assert completion.startswith(" answered by "), completion
     return completion.removeprefix(" answered by ")
 
 
-async def complete_lines(bridge: BridgeProcess, request_ids: list[str]) -> dict[str, dict]:
+async def complete_lines(
+    bridge: BridgeProcess, request_ids: list[str]
+) -> dict[str, dict[str, Any]]:
     """The `complete` log lines of the calls the upstream numbered `request_ids`, by id,
     once all are written (a stream's line follows its last byte by a moment)."""
     wanted = set(request_ids)
@@ -173,7 +177,7 @@ async def complete_lines(bridge: BridgeProcess, request_ids: list[str]) -> dict[
     return by_id
 
 
-async def test_sighup_applies_the_changed_file(tmp_path):
+async def test_sighup_applies_the_changed_file(tmp_path: Path) -> None:
     """SIGHUP after the file changed: the next calls use the new config, and the log has
     one `config.reloaded` line: generation 2, source sighup, its routes. (The new file
     keeps the old one's stamp, so the watcher cannot be the one applying it.)"""
@@ -195,7 +199,7 @@ async def test_sighup_applies_the_changed_file(tmp_path):
         assert len(bridge.events("config.reloaded")) == 1
 
 
-async def test_write_then_sighup_reloads_once(tmp_path):
+async def test_write_then_sighup_reloads_once(tmp_path: Path) -> None:
     """The usual operator sequence, write the file then SIGHUP, applies the change once:
     one `config.reloaded` line (generation 2), however long we wait after."""
     async with running(tmp_path) as (_, bridge, path, client):
@@ -211,7 +215,7 @@ async def test_write_then_sighup_reloads_once(tmp_path):
         assert [(x["generation"], x["source"]) for x in reloads] == [(2, "sighup")]
 
 
-async def test_a_file_change_alone_is_applied(tmp_path):
+async def test_a_file_change_alone_is_applied(tmp_path: Path) -> None:
     """No signal: the watcher sees the new file within a few seconds (source file)."""
     async with running(tmp_path) as (_, bridge, path, client):
         assert await answered_by(client) == OPUS
@@ -240,7 +244,9 @@ BAD_PERCENT = config(
         pytest.param(BAD_PERCENT, "percent: expected a number from 0 to 100, got 150", id="pct"),
     ],
 )
-async def test_an_invalid_config_is_refused_and_the_old_one_kept(tmp_path, text, named):
+async def test_an_invalid_config_is_refused_and_the_old_one_kept(
+    tmp_path: Path, text: str, named: str
+) -> None:
     """A config that does not load: `config.rejected` naming the problem (from the signal
     and/or the watcher), no reload, the old config keeps answering, the process keeps
     serving; and a good config after it still applies, as generation 2."""
@@ -266,7 +272,7 @@ async def test_an_invalid_config_is_refused_and_the_old_one_kept(tmp_path, text,
         assert await answered_by(client) == HAIKU
 
 
-async def test_a_stream_in_flight_finishes_on_its_config(tmp_path):
+async def test_a_stream_in_flight_finishes_on_its_config(tmp_path: Path) -> None:
     """A stream open across a reload (and two sweeps of unused upstream clients) ends
     intact on the old config: its model, its route in the log line, and its upstream
     client (config A's route has its own timeout, so its own client) still open."""
@@ -304,7 +310,7 @@ SWITCHES = 10  # config rewrites (each followed by SIGHUP)
 SWITCH_EVERY = 0.4  # seconds
 
 
-async def test_reload_under_load_fails_no_request(tmp_path):
+async def test_reload_under_load_fails_no_request(tmp_path: Path) -> None:
     """8 callers in a loop (one call in four streamed) for about 4 s while the config is
     switched A/B ten times (rewrite + SIGHUP): every call gets 200 and a right answer,
     and its log line's route and model are one config's, the same the answer names."""
@@ -363,7 +369,7 @@ async def test_reload_under_load_fails_no_request(tmp_path):
         assert await answered_by(client) == OPUS
 
 
-async def test_the_kill_switch_passes_every_call_through_unchanged(tmp_path):
+async def test_the_kill_switch_passes_every_call_through_unchanged(tmp_path: Path) -> None:
     """`force_mode = "passthrough"` in the new file: every /v1/complete goes, byte for
     byte, to the upstream's /v1/complete, routes aside (the route's model is not
     applied); the log line says mode passthrough, route forced. Taking it out again
