@@ -10,7 +10,6 @@ A client that hangs up cancels the work, which closes the upstream request at on
 import random
 from typing import Any
 
-import structlog
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
@@ -57,6 +56,7 @@ class CompleteEndpoint:
             )
             body = load_body(raw)
             choice = self._route(runtime, headers, body, record)
+            inbound.bind(route=choice.route.name)
             target = runtime.target(choice.arm)
             if len(raw) > target.max_body_bytes:
                 limit = target.max_body_bytes
@@ -94,7 +94,6 @@ class CompleteEndpoint:
         record.mode, record.caller = runtime.target(choice.arm).mode, call.caller
         if isinstance(model, str):  # named even if the call is refused after this
             record.legacy_model = model
-        structlog.contextvars.bind_contextvars(route=choice.route.name)
         return choice
 
     def _shadow(

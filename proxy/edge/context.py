@@ -9,9 +9,11 @@ at the end (proxy/obs/record.py). The endpoint only fills the record and answers
 
 import asyncio
 import contextlib
+import contextvars
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 from starlette.datastructures import Headers
@@ -34,6 +36,11 @@ class Inbound(Generic[R]):
     client: Client
     runtime: Runtime
     record: R
+    bound: list[Mapping[str, contextvars.Token[Any]]]  # undone when the call ends
+
+    def bind(self, **values: Any) -> None:
+        """Put `values` on every log line the call writes from now on."""
+        self.bound.append(structlog.contextvars.bind_contextvars(**values))
 
 
 class Endpoint(Protocol[R]):
@@ -96,10 +103,11 @@ class CallContext(Generic[R]):
         headers = Headers(scope=scope)
         client = Client(receive, send)
         record = endpoint.record(scope, headers)
-        bound = structlog.contextvars.bind_contextvars(call_id=os.urandom(8).hex())
+        inbound = Inbound(scope, headers, client, runtime, record, [])
+        inbound.bind(call_id=os.urandom(8).hex())
         bridge.calls.enter(runtime)
         try:
-            await endpoint.handle(Inbound(scope, headers, client, runtime, record))
+            await endpoint.handle(inbound)
         except ClientGone:
             pass
         except BridgeError as exc:  # ShuttingDown too: a call cut at the drain deadline
@@ -116,4 +124,5 @@ class CallContext(Generic[R]):
             record.client_disconnected = client.disconnected
             record.ttfb_ms, record.duration_ms = client.timings()
             bridge.emit(record)
-            structlog.contextvars.reset_contextvars(**bound)
+            for tokens in reversed(inbound.bound):
+                structlog.contextvars.reset_contextvars(**tokens)
