@@ -17,8 +17,9 @@ import httpx
 import pytest
 import uvicorn
 
+from tests.fakes.answers import Received
 from tests.fakes.servers import free_port
-from tests.fakes.upstream import FakeUpstream, Received
+from tests.fakes.upstream import FakeUpstream
 
 from .envs import SDKS, Sdk, ensure
 

@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from tests.fakes.upstream import Received
+from tests.fakes.answers import Received
 
 from .envs import GRIPTAPE, Drive, Sdk, ensure
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.upstream import Received
+from tests.fakes.answers import Received
 
 from .envs import Drive, Sdk
 

@@ -7,7 +7,7 @@ So a v1 stream whose last line repeated the text before it showed the text twice
 
 import pytest
 
-from tests.fakes.upstream import Received
+from tests.fakes.answers import Received
 
 from .envs import VERCEL_AI, Drive, Sdk, ensure
 

@@ -8,100 +8,34 @@ inside the JSON body: `FAULT <name> <tag>`; the tag names the exchange for the t
         ...  # a legacy prompt "\\n\\nHuman: FAULT stall_body t1\\n\\nAssistant:"
         exchange = upstream.exchanges["t1"]    # what it received; when the bridge left
 
-Every answer starts like a real one: a stream sends `HEAD` (message_start,
-content_block_start, ping and the deltas "Hello" and " wörld"), a body sends the first
-half of `MESSAGE`. Mid-stream faults then wait for `exchange.proceed` (the test sets it
-once its client has seen the bridge pass that text on: v2 " wörld", v1 the line " Hello",
-which a v1 stream sends only once the next piece, " wörld", has come), so that no fault
-can overtake the text before it. Faults that keep the connection open (`exchange.held`)
-wait until the bridge closes it (`exchange.closed`).
+Every answer starts like a real one (fault_answer.py): a stream sends `HEAD` (up to the
+deltas "Hello" and " wörld"), a body the first half of `MESSAGE`. Mid-stream faults then
+wait for `exchange.proceed` (set by the test once its client has seen that text: v2
+" wörld", v1 the line " Hello", sent once " wörld" has come), so that no fault overtakes
+the text. Faults that keep the connection open (`exchange.held`) wait until the bridge
+closes it (`exchange.closed`).
 """
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes import factories, sse
-from tests.fakes.raw_server import Wire, chunked, response_head
-
-REQUEST_ID = "req_fault"
-# Sent with every answer: kept ones a legacy client must see, and one it must not.
-ANSWER_HEADERS = {
-    "request-id": REQUEST_ID,
-    "anthropic-ratelimit-requests-remaining": "41",
-    "x-fault-private": "1",
-}
-HUGE = 40 * 1024 * 1024  # bytes of text in the "huge" answers: past any sane answer
-
-
-def event(kind: str, **data: Any) -> bytes:
-    """A stream event, its text in UTF-8 (multi-byte characters on the wire)."""
-    return sse.event(kind, ensure_ascii=False, **data)
-
-
-def delta(text: str) -> bytes:
-    return sse.delta(text, ensure_ascii=False)
-
-
-START = {"id": "msg_fault", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5"}
-TEXT = "Hello wörld ✓"
-PIECES = ["Hello", " wörld", " ✓"]  # multi-byte characters on a byte-by-byte wire
-
-
-def body(text: str = TEXT) -> dict[str, Any]:
-    """The Messages response body with `text`."""
-    return factories.message(text, **START, usage={"input_tokens": 9, "output_tokens": 4})
-
-
-def message(text: str = TEXT) -> bytes:
-    return json.dumps(body(text), ensure_ascii=False).encode()
-
-
-def stream(text: str = TEXT, pieces: list[str] | None = None) -> list[bytes]:
-    """The events of the stream of `text`, sent in `pieces` (the whole text by default)."""
-    return sse.message_events(body(text), pieces or [text], ensure_ascii=False)
-
-
-HEAD = b"".join(stream(TEXT, PIECES)[:5])  # up to the deltas "Hello" and " wörld"
-REST = b"".join(stream(TEXT, PIECES)[5:])
-MESSAGE = message()
-
-
-def envelope(kind: str, text: str) -> bytes:
-    return json.dumps({"type": "error", "error": {"type": kind, "message": text}}).encode()
-
-
-# name -> (status, body, headers beside ANSWER_HEADERS)
-STATUS_FAULTS: dict[str, tuple[int, bytes, dict[str, str]]] = {
-    "status_429": (
-        429,
-        envelope("rate_limit_error", "Number of requests has exceeded your rate limit"),
-        {
-            "retry-after": "7",
-            "retry-after-ms": "6500",
-            "anthropic-ratelimit-requests-remaining": "0",
-        },
-    ),
-    "status_500": (500, envelope("api_error", "Internal server error"), {}),
-    "status_503": (503, envelope("api_error", "Service unavailable"), {"retry-after-ms": "1500"}),
-    "status_503_html": (
-        503,
-        b"<html><body><h1>503 Service Unavailable</h1></body></html>\n",
-        {"retry-after": "30", "content-type": "text/html"},
-    ),
-    "status_504": (
-        504,
-        envelope("timeout_error", "Request timed out"),
-        {"x-should-retry": "false"},
-    ),
-    "status_529": (
-        529,
-        envelope("overloaded_error", "Overloaded"),
-        {"x-should-retry": "true", "retry-after-ms": "250"},
-    ),
-}
+from tests.fakes.fault_answer import (
+    ANSWER_HEADERS,
+    HEAD,
+    HUGE,
+    MESSAGE,
+    REST,
+    STATUS_FAULTS,
+    STREAM_HEAD,
+    delta,
+    envelope,
+    event,
+    json_head,
+    message,
+)
+from tests.fakes.raw_server import Wire, chunked
 
 
 @dataclass
@@ -128,25 +62,6 @@ class Exchange:
         return isinstance(self.body, dict) and self.body.get("stream") is True
 
 
-def json_head(length: int | None) -> bytes:
-    """A JSON answer's head: with its content-length, or chunked when None."""
-    if length is None:
-        framing = {"transfer-encoding": "chunked"}
-    else:
-        framing = {"content-length": str(length)}
-    return response_head(200, {"content-type": "application/json", **framing, **ANSWER_HEADERS})
-
-
-STREAM_HEAD = response_head(
-    200,
-    {
-        "content-type": "text/event-stream; charset=utf-8",
-        "transfer-encoding": "chunked",
-        **ANSWER_HEADERS,
-    },
-)
-
-
 Fault = Callable[[Exchange, Wire], Awaitable[None]]
 FAULTS: dict[str, Fault] = {}
 
@@ -165,6 +80,16 @@ async def start(ex: Exchange, wire: Wire) -> None:
     else:
         await wire.send(json_head(len(MESSAGE)))
         await wire.send(MESSAGE[: len(MESSAGE) // 2])
+
+
+async def start_chunked(ex: Exchange, wire: Wire) -> None:
+    """A normal beginning in chunked framing: a stream's (then wait for the go), or half
+    a JSON body in one chunk."""
+    if ex.stream:
+        await start(ex, wire)
+    else:
+        await wire.send(json_head(None))
+        await wire.chunk(MESSAGE[: len(MESSAGE) // 2])
 
 
 @fault
@@ -207,21 +132,7 @@ async def cut_mid_event(ex: Exchange, wire: Wire) -> None:
 @fault
 async def eof_mid_chunk(ex: Exchange, wire: Wire) -> None:
     """A chunked body closed (FIN) without its last chunk."""
-    if ex.stream:
-        await start(ex, wire)
-    else:
-        await wire.send(json_head(None))
-        await wire.chunk(MESSAGE[: len(MESSAGE) // 2])
-
-
-async def start_chunked(ex: Exchange, wire: Wire) -> None:
-    """A normal beginning in chunked framing: a stream's (then wait for the go), or half
-    a JSON body in one chunk."""
-    if ex.stream:
-        await start(ex, wire)
-    else:
-        await wire.send(json_head(None))
-        await wire.chunk(MESSAGE[: len(MESSAGE) // 2])
+    await start_chunked(ex, wire)
 
 
 @fault

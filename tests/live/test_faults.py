@@ -28,7 +28,7 @@ import pytest
 import pytest_asyncio
 
 from tests.fakes.factories import legacy_body
-from tests.fakes.faults import ANSWER_HEADERS, STATUS_FAULTS
+from tests.fakes.fault_answer import ANSWER_HEADERS, STATUS_FAULTS
 from tests.fakes.servers import BridgeProcess, bridge_process, free_port
 from tests.fakes.upstream import FakeUpstream
 

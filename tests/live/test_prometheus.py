@@ -38,9 +38,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 
 from proxy.rollout.routes import bucket, fingerprint
+from tests.fakes.answers import words
 from tests.fakes.factories import legacy_body
 from tests.fakes.servers import BridgeProcess, bridge_process, free_port, serving
-from tests.fakes.upstream import FakeUpstream, words
+from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.prometheus
 

@@ -22,7 +22,7 @@ import pytest
 import pytest_asyncio
 
 from tests.fakes.factories import legacy_body
-from tests.fakes.faults import message, stream
+from tests.fakes.fault_answer import message, stream
 from tests.fakes.raw_client import Connection as RawConnection
 from tests.fakes.raw_client import head as raw_head
 from tests.fakes.raw_server import RawServer, chunked, read_request
