@@ -41,6 +41,7 @@ from proxy.rollout.routes import bucket, fingerprint
 from tests.fakes.answers import words
 from tests.fakes.factories import legacy_body
 from tests.fakes.servers import BridgeProcess, bridge_process, free_port, serving
+from tests.fakes.sse import event
 from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.prometheus
@@ -102,8 +103,7 @@ async def legacy_complete(request: Request) -> Response:
 
         async def lines() -> AsyncIterator[bytes]:
             for _ in range(100):
-                data = {"type": "completion", "completion": " tick", "stop_reason": None}
-                yield f"event: completion\ndata: {json.dumps(data)}\n\n".encode()
+                yield event("completion", completion=" tick", stop_reason=None)
                 await asyncio.sleep(0.2)
 
         return StreamingResponse(lines(), media_type="text/event-stream")
@@ -549,7 +549,5 @@ def replace_file(path: Path, text: str) -> None:
 
 async def wait_for_log(bridge: BridgeProcess, event: str, count: int) -> None:
     """Until the bridge has logged `event` `count` times (no more)."""
-    async with asyncio.timeout(10):
-        while (seen := sum(line.get("event") == event for line in bridge.log())) < count:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+    seen = len(await bridge.wait_for(event, count, within=10))
     assert seen == count, f"{event}: {seen} lines, expected {count}"
