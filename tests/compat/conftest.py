@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from tests.fakes.answers import Received
 from tests.fakes.servers import free_port
 from tests.fakes.upstream import FakeUpstream
 
-from .envs import SDKS, Sdk, ensure
+from .envs import SDKS, Drive, Sdk, ensure
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 20  # seconds for a server to answer
@@ -106,7 +106,7 @@ def received(fake_upstream: tuple[str, list[Received]]) -> list[Received]:
 
 
 @pytest.fixture
-def drive(bridge: str) -> Callable[..., dict[str, Any]]:
+def drive(bridge: str) -> Drive:
     """Run an SDK's driver against the bridge: drive(sdk, stream=..., params=...)."""
 
     def run(sdk: Sdk, **scenario: Any) -> dict[str, Any]:

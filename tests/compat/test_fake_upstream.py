@@ -1,6 +1,8 @@
 """The fake Messages API is only useful while it stays as strict as the real one."""
 
 import json
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -10,8 +12,8 @@ from tests.fakes.upstream import FakeUpstream
 HEADERS = {"x-api-key": "sk-test", "anthropic-version": "2023-06-01"}
 
 
-def body(**overrides):
-    base = {
+def body(**overrides: object) -> dict[str, object]:
+    base: dict[str, object] = {
         "model": "claude-sonnet-4-5",
         "max_tokens": 100,
         "messages": [{"role": "user", "content": "Hello there"}],
@@ -19,28 +21,30 @@ def body(**overrides):
     return {**base, **overrides}
 
 
-def chat(*turns):
+def chat(*turns: str) -> list[dict[str, str]]:
     roles = ("user", "assistant")
     return [{"role": roles[i % 2], "content": text} for i, text in enumerate(turns)]
 
 
 @pytest.fixture
-def app():
+def app() -> FakeUpstream:
     return FakeUpstream()
 
 
 @pytest.fixture
-async def client(app):
+async def client(app: FakeUpstream) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://fake") as client:
         yield client
 
 
-async def post(client, payload, headers=HEADERS):
+async def post(
+    client: httpx.AsyncClient, payload: object, headers: dict[str, str] = HEADERS
+) -> httpx.Response:
     return await client.post("/v1/messages", json=payload, headers=headers)
 
 
-def events(response):
+def events(response: httpx.Response) -> list[tuple[str, Any]]:
     """(name, data) pairs of an SSE body."""
     blocks = response.text.strip().split("\n\n")
     return [
@@ -49,7 +53,7 @@ def events(response):
     ]
 
 
-async def test_echoes_the_last_user_message(client):
+async def test_echoes_the_last_user_message(client: httpx.AsyncClient) -> None:
     """A valid request is answered with "echo: " and the last user text, ending the turn."""
     response = await post(client, body())
     assert response.status_code == 200
@@ -62,7 +66,7 @@ async def test_echoes_the_last_user_message(client):
     assert message["usage"] == {"input_tokens": 2, "output_tokens": 3}
 
 
-async def test_stops_at_the_first_stop_sequence(client):
+async def test_stops_at_the_first_stop_sequence(client: httpx.AsyncClient) -> None:
     """The reply is cut before the earliest stop sequence, which is reported."""
     payload = body(messages=chat("a, b; c, d"), stop_sequences=[";", ","])
     message = (await post(client, payload)).json()
@@ -70,20 +74,20 @@ async def test_stops_at_the_first_stop_sequence(client):
     assert (message["stop_reason"], message["stop_sequence"]) == ("stop_sequence", ",")
 
 
-async def test_truncates_at_max_tokens_words(client):
+async def test_truncates_at_max_tokens_words(client: httpx.AsyncClient) -> None:
     """A reply longer than max_tokens words is cut there with stop_reason max_tokens."""
     message = (await post(client, body(max_tokens=2))).json()
     assert message["content"][0]["text"] == "echo: Hello"
     assert (message["stop_reason"], message["stop_sequence"]) == ("max_tokens", None)
 
 
-async def test_say_replies_exactly(client):
+async def test_say_replies_exactly(client: httpx.AsyncClient) -> None:
     """`SAY <text>` makes the model say exactly <text>."""
     message = (await post(client, body(messages=chat("SAY line1\nline2")))).json()
     assert message["content"][0]["text"] == "line1\nline2"
 
 
-async def test_scripted_failure(client):
+async def test_scripted_failure(client: httpx.AsyncClient) -> None:
     """`FAIL <status>` answers that status with the envelope and no-retry headers."""
     response = await post(client, body(messages=chat("FAIL 529")))
     assert response.status_code == 529
@@ -92,7 +96,7 @@ async def test_scripted_failure(client):
     assert response.headers["retry-after"] == "1"
 
 
-async def test_stream_is_a_messages_event_stream(client):
+async def test_stream_is_a_messages_event_stream(client: httpx.AsyncClient) -> None:
     """A stream carries the Messages event sequence with one text delta per word."""
     response = await post(client, body(stream=True))
     assert response.headers["content-type"].startswith("text/event-stream")
@@ -107,7 +111,7 @@ async def test_stream_is_a_messages_event_stream(client):
     assert events(response)[-2][1]["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
 
 
-async def test_midstream_error(client):
+async def test_midstream_error(client: httpx.AsyncClient) -> None:
     """`MIDSTREAM_ERROR` sends an overloaded error event after two deltas and nothing more."""
     response = await post(client, body(stream=True, messages=chat("MIDSTREAM_ERROR now")))
     names = [name for name, _ in events(response)]
@@ -116,7 +120,7 @@ async def test_midstream_error(client):
     assert events(response)[-1][1] == {"type": "error", "error": error}
 
 
-async def test_records_every_request(client, app):
+async def test_records_every_request(client: httpx.AsyncClient, app: FakeUpstream) -> None:
     """Each request body and its headers are kept, rejected ones included."""
     await post(client, body(prompt="x"))
     (received,) = app.requests
@@ -124,7 +128,7 @@ async def test_records_every_request(client, app):
     assert received.headers["anthropic-version"] == "2023-06-01"
 
 
-async def test_other_paths_are_not_found(client):
+async def test_other_paths_are_not_found(client: httpx.AsyncClient) -> None:
     """Anything but POST /v1/messages is a 404 in the error envelope."""
     response = await client.get("/v1/models", headers=HEADERS)
     assert response.status_code == 404
@@ -140,13 +144,15 @@ async def test_other_paths_are_not_found(client):
     ],
     ids=["no-key", "no-version", "old-version"],
 )
-async def test_rejects_bad_headers(client, headers, status):
+async def test_rejects_bad_headers(
+    client: httpx.AsyncClient, headers: dict[str, str], status: int
+) -> None:
     """A request needs a key and exactly anthropic-version 2023-06-01."""
     response = await post(client, body(), headers=headers)
     assert response.status_code == status
 
 
-async def test_accepts_bearer_auth(client):
+async def test_accepts_bearer_auth(client: httpx.AsyncClient) -> None:
     """`authorization: Bearer` is as good as x-api-key."""
     headers = {"authorization": "Bearer k", "anthropic-version": "2023-06-01"}
     assert (await post(client, body(), headers=headers)).status_code == 200
@@ -187,7 +193,9 @@ REJECTED = {
 
 
 @pytest.mark.parametrize("payload", REJECTED.values(), ids=REJECTED.keys())
-async def test_rejects_what_the_real_api_rejects(client, payload):
+async def test_rejects_what_the_real_api_rejects(
+    client: httpx.AsyncClient, payload: dict[str, object]
+) -> None:
     """Each body the real Messages API refuses is a 400 invalid_request_error here too."""
     response = await post(client, payload)
     assert response.status_code == 400, response.text
@@ -195,7 +203,7 @@ async def test_rejects_what_the_real_api_rejects(client, payload):
     assert response.json()["error"]["type"] == "invalid_request_error"
 
 
-async def test_unknown_model_is_not_found(client):
+async def test_unknown_model_is_not_found(client: httpx.AsyncClient) -> None:
     """A model the API does not serve, such as a legacy name, is a 404."""
     response = await post(client, body(model="claude-2.1"))
     assert response.status_code == 404
@@ -217,13 +225,15 @@ ACCEPTED = {
 
 
 @pytest.mark.parametrize("payload", ACCEPTED.values(), ids=ACCEPTED.keys())
-async def test_accepts_what_the_real_api_accepts(client, payload):
+async def test_accepts_what_the_real_api_accepts(
+    client: httpx.AsyncClient, payload: dict[str, object]
+) -> None:
     """The fake is strict, not stricter: bodies the real API takes are answered."""
     response = await post(client, payload)
     assert response.status_code == 200, response.text
 
 
-async def test_error_messages_say_what_is_wrong(client):
+async def test_error_messages_say_what_is_wrong(client: httpx.AsyncClient) -> None:
     """Rejections name the offending field the way the real API does."""
     cases = {
         "prompt: Extra inputs are not permitted": body(prompt="x"),
