@@ -137,6 +137,19 @@ def _report_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser
     report.add_argument(
         "--until", metavar="TIME", help="only events before TIME (ISO 8601; UTC if no zone)"
     )
+    report.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the bridge's TOML config file: its [report] table sets the verdicts' thresholds "
+        "and [report.prices.MODEL] the prices (docs/migration.md)",
+    )
+    for flag, what in (("min-requests", "per canary arm"), ("min-comparisons", "in shadow")):
+        report.add_argument(
+            f"--{flag}",
+            type=int,
+            metavar="N",
+            help=f"calls {what} before a verdict (default 200, or the config's [report])",
+        )
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:

@@ -6,10 +6,12 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from proxy.config.file import from_file, locate
+from proxy.config.report_table import ReportConfig
 from proxy.config.settings import ConfigError, Settings, check_ports, from_environ
 from proxy.errors import InvalidRequest
 from proxy.translate.request import translate_request
@@ -96,7 +98,13 @@ def report(args: argparse.Namespace) -> str:
     from proxy.report import build_report, render_html, render_json, render_text
 
     since, until = _moment("--since", args.since), _moment("--until", args.until)
-    result = build_report(_log_lines(args.files), since=since, until=until)
+    config = from_file(Settings(), Path(args.config)).report if args.config else ReportConfig()
+    for key in ("min_requests", "min_comparisons"):
+        if (value := getattr(args, key, None)) is not None:
+            if value < 1:
+                raise UsageError(f"--{key.replace('_', '-')}: expected 1 or more, got {value}")
+            config = replace(config, **{key: value})
+    result = build_report(_log_lines(args.files), since=since, until=until, config=config)
     if args.json:
         return render_json(result)
     if args.html:

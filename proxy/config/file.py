@@ -1,6 +1,7 @@
 """The TOML config file: read into Settings (its `[aliases]` and `[capabilities.MODEL]`
-tables extend the model table, its `[[routes]]` become routes, every other key is a
-setting), and an error in it named by FILE:LINE."""
+tables extend the model table, its `[[routes]]` become routes, its `[report]` table the
+report's thresholds and prices, every other key is a setting), and an error in it named
+by FILE:LINE."""
 
 import re
 import tomllib
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy.config.models import Capabilities, ModelTable
+from proxy.config.report_table import ReportTableError, parse_report
 from proxy.config.settings import ConfigError, Settings, apply, check_value
 from proxy.config.toml_lines import KeyPath, key_lines, line_of
 from proxy.rollout.route_tables import RouteError, parse_routes
@@ -32,8 +34,10 @@ def from_file(settings: Settings, path: Path) -> Settings:
             settings.models, values.pop("aliases", {}), values.pop("capabilities", {})
         )
         routes = parse_routes(values.pop("routes", []), check_value)
-        return replace(apply(settings, values, str, in_file=True), models=models, routes=routes)
-    except (RouteError, ConfigError) as exc:
+        report = parse_report(values.pop("report", {}))
+        settings = apply(settings, values, str, in_file=True)
+        return replace(settings, models=models, routes=routes, report=report)
+    except (RouteError, ConfigError, ReportTableError) as exc:
         raise ConfigError(_located(str(exc), exc.at, key_lines(text), path)) from None
 
 

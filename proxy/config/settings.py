@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from proxy.config.models import ModelTable
+from proxy.config.report_table import ReportConfig
 from proxy.config.toml_lines import KeyPath
 from proxy.rollout.routes import Route
 
@@ -54,6 +55,7 @@ class Settings:
     routes: tuple[Route, ...] = ()
 
 
+    report: ReportConfig = field(default_factory=ReportConfig)  # the [report] table
 def _url(value: Any) -> str:
     """an http:// or https:// URL, or demo:"""
     text = str(value).strip()
@@ -164,7 +166,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "force_mode": _force_mode,
 }
 KEYS = tuple(_PARSERS)
-assert set(KEYS) == {f.name for f in fields(Settings)} - {"models", "routes"}
+assert set(KEYS) == {f.name for f in fields(Settings)} - {"models", "routes", "report"}
 
 
 def check_value(key: str, raw: Any) -> Any:

@@ -18,7 +18,7 @@ from proxy.edge.bridge import Bridge
 from proxy.edge.complete import CompleteEndpoint
 from proxy.edge.context import CallContext
 from proxy.edge.passthrough import PassthroughEndpoint
-from proxy.edge.reload import Reloader
+from proxy.edge.reload import Reloader, log_applied
 from proxy.edge.scrape import MetricsEndpoint, MetricsListener
 from proxy.obs.metrics import Metrics
 from proxy.rollout.runtime import Runtime, UpstreamPool
@@ -74,6 +74,7 @@ def create_app(
         pool.open()
         watcher = None
         if reloader is not None:
+        log_applied(bridge.runtime, "start")
             watcher = asyncio.get_running_loop().create_task(reloader.watch(), name="reload")
         try:
             yield

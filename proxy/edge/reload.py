@@ -15,6 +15,7 @@ import structlog
 from proxy.config.file import locate
 from proxy.config.settings import ConfigError, Settings
 from proxy.edge.bridge import Bridge
+from proxy.rollout.routes import Arm, Route
 from proxy.rollout.runtime import Runtime
 
 POLL_SECONDS = 1.0
@@ -62,6 +63,7 @@ class Reloader:
             routes=[route.name for route in runtime.routes],
             force_mode=runtime.settings.force_mode or None,
         )
+        log_applied(runtime, source)
         self.bridge.metrics.reloaded(applied=True)
         return True
 
@@ -99,6 +101,34 @@ class Reloader:
         except OSError:
             return None
         return status.st_mtime_ns, status.st_size
+
+
+def log_applied(runtime: Runtime, source: str) -> None:
+    """The `config.applied` line: the routes in force and the kill switch, at start
+    (source "start") and after every reload; `complete-bridge report` reads it for each
+    route's stage. Arms say their mode and target model only: never a key or a URL."""
+    structlog.get_logger("complete-bridge").info(
+        "config.applied",
+        generation=runtime.generation,
+        source=source,
+        force_mode=runtime.settings.force_mode or None,
+        routes=[_applied(route) for route in runtime.routes],
+    )
+
+
+def _applied(route: Route) -> dict[str, object]:
+    arms = {"primary": route.primary, "secondary": route.secondary}
+    return {
+        "name": route.name,
+        "match": route.match.describe(),
+        "mode": route.mode,
+        "percent": route.percent if route.secondary is not None else None,
+        "arms": {name: _arm(arm) for name, arm in arms.items() if arm is not None},
+    }
+
+
+def _arm(arm: Arm) -> dict[str, object]:
+    return {"mode": arm.mode, "model": arm.overrides.get("model")}
 
 
 def _restart_only(settings: Settings) -> tuple[object, ...]:

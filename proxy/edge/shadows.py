@@ -18,17 +18,30 @@ from proxy.rollout.runtime import Runtime
 from proxy.rollout.shadow import Reply
 
 MAX_SHADOWS = 64
+SIMILARITY_CHARS = 8000  # of each answer, compared: bounds the CPU of one comparison
 
 
 def compare(primary: Reply, secondary: Reply, record: ShadowRecord) -> None:
     """How two answers agree, into `record`: stop reason, exact text, text with whitespace
-    and case normalised, and their lengths."""
+    and case normalised, their lengths, a similarity and a length ratio."""
     (a, a_stop), (b, b_stop) = primary, secondary
     record.stop_match = a_stop == b_stop
     record.exact_match = a == b
     record.normalised_match = _normalised(a) == _normalised(b)
     record.primary_stop_reason, record.secondary_stop_reason = a_stop, b_stop
     record.primary_chars, record.secondary_chars = len(a), len(b)
+    record.similarity = similarity(a, b)
+    record.length_ratio = round(len(b) / len(a), 4) if a else (1.0 if not b else None)
+
+
+def similarity(a: str, b: str) -> float:
+    """Token-set Jaccard of two answers' first SIMILARITY_CHARS characters, words case
+    folded: 1.0 same words, 0.0 none shared (two empty answers: 1.0). Linear in the
+    capped length: cheap enough for the background, bounded whatever the answers."""
+    words_a = set(a[:SIMILARITY_CHARS].casefold().split())
+    words_b = set(b[:SIMILARITY_CHARS].casefold().split())
+    union = words_a | words_b
+    return round(len(words_a & words_b) / len(union), 4) if union else 1.0
 
 
 def _normalised(text: str) -> str:

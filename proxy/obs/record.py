@@ -96,6 +96,7 @@ class CompleteRecord(CallRecord):
     mode: Mode | None = None
     caller: str | None = None  # the key's fingerprint
     legacy_model: str | None = None
+    bedrock_model: str | None = None  # a Bedrock call's model id (proxy/edge/bedrock.py)
     upstream_model: str | None = None
     stream: bool | None = None
     turns: int | None = None  # translate only: what the prompt became
@@ -150,6 +151,8 @@ class ShadowRecord(Record):
     secondary_stop_reason: str | None = None
     primary_chars: int | None = None
     secondary_chars: int | None = None
+    similarity: float | None = None  # token-set Jaccard, 0..1 (proxy/edge/shadows.py)
+    length_ratio: float | None = None  # secondary chars / primary chars
     duration_ms: float | None = None
 
     def count(self, metrics: "Metrics") -> None:

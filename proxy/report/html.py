@@ -2,6 +2,7 @@
 (charts.py), no script, no external URL (a Content-Security-Policy forbids both). Every value
 from the log is untrusted and goes through `html.escape`."""
 
+from proxy.report import html_cockpit as cockpit
 from proxy.report.charts import day_bars, hbars
 from proxy.report.markup import esc, more, ms, pct, table
 from proxy.report.rows import Report
@@ -18,6 +19,14 @@ dt { font-weight: 600; } dd { margin: 0; }
 svg text { font: 11px system-ui, sans-serif; fill: #333; }
 rect.bar { fill: #4a78b5; } rect.err { fill: #c8423b; }
 .more { color: #666; font-style: italic; }
+.legend { color: #555; font-size: .9em; max-width: 60em; }
+pre { margin: 0; font-size: 12px; background: #f4f4f4; padding: .3em .5em; }
+#decisions ul { margin: .2em 0 0 1.1em; padding: 0; font-size: .9em; }
+#decisions td.end { padding: 0; height: 4px; background: #0b6e4f; }
+.v { padding: .05em .5em; border-radius: .6em; color: #fff; white-space: nowrap; }
+.v.ok { background: #2e7d32; } .v.hold { background: #c8423b; } .v.wait { background: #777; }
+p.hold { color: #c8423b; font-weight: 600; }
+#arms { font-size: 13px; }
 """
 
 
@@ -35,11 +44,38 @@ def render_html(report: Report) -> str:
         ("Events", ", ".join(f"{k} {v:,}" for k, v in report.events.items()) or "none"),
     ]
     sections = [
+        cockpit.summary_line(report),
+        cockpit.decisions(report),
+        cockpit.arms(report),
+        cockpit.callers(report),
+        "<h2>Adaptations</h2><p>What the bridge changed in a request: the prompts that "
+        "will need attention when their callers migrate.</p>",
+        hbars(
+            "chart-adaptations",
+            "requests by adaptation",
+            [(a.kind, a.requests) for a in report.adaptations],
+        ),
+        table(
+            "adaptations",
+            ["adaptation", "requests", "share", "top models", "top callers"],
+            [
+                [a.kind, a.requests, pct(a.share)]
+                + [
+                    ", ".join(f"{k} ({n:,})" for k, n in top)
+                    for top in (a.top_models, a.top_callers)
+                ]
+                for a in report.adaptations
+            ],
+        ),
+        more(report.adaptations_more, "kinds"),
+        cockpit.costs(report),
+        cockpit.choices(report),
+        "<h2>Details</h2>",
         '<dl id="summary">' + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in summary),
         "</dl>",
         "<h2>Legacy requests per day</h2>",
         day_bars(report),
-        "<h2>Callers (key fingerprints)</h2>",
+        "<h2>Callers in detail (key fingerprints)</h2>",
         hbars(
             "chart-callers", "requests by caller", [(c.caller, c.requests) for c in report.callers]
         ),
@@ -81,7 +117,7 @@ def render_html(report: Report) -> str:
             ],
         ),
         more(report.models_more, "models"),
-        "<h2>Routes and arms</h2><p>Errors: status 400 or more, or an error type, among "
+        "<h3>Routes and arms</h3><p>Errors: status 400 or more, or an error type, among "
         "answered requests; client hang-ups are counted apart. Durations in ms.</p>",
         table(
             "routes",
@@ -115,34 +151,25 @@ def render_html(report: Report) -> str:
                 for r in report.routes
             ],
         ),
-        "<h2>Adaptations</h2><p>What the bridge changed in a request: the prompts that "
-        "will need attention when their callers migrate.</p>",
-        hbars(
-            "chart-adaptations",
-            "requests by adaptation",
-            [(a.kind, a.requests) for a in report.adaptations],
-        ),
-        table(
-            "adaptations",
-            ["adaptation", "requests", "share", "top models", "top callers"],
-            [
-                [a.kind, a.requests, pct(a.share)]
-                + [
-                    ", ".join(f"{k} ({n:,})" for k, n in top)
-                    for top in (a.top_models, a.top_callers)
-                ]
-                for a in report.adaptations
-            ],
-        ),
-        more(report.adaptations_more, "kinds"),
     ]
     if report.shadow:
         sections += [
             "<h2>Shadow comparisons</h2><p>Agreement rates are over comparisons that did "
-            "not fail.</p>",
+            "not fail. Similar: mean token-set similarity of the two answers (1: the same words); "
+            "length ratio: the secondary's length over the primary's, on average.</p>",
             table(
                 "shadow",
-                ["route", "comparisons", "skipped", "failed", "exact", "normalised", "stop reason"],
+                [
+                    "route",
+                    "comparisons",
+                    "skipped",
+                    "failed",
+                    "exact",
+                    "normalised",
+                    "stop reason",
+                    "similar",
+                    "length ratio",
+                ],
                 [
                     [
                         s.route,
@@ -152,11 +179,14 @@ def render_html(report: Report) -> str:
                         pct(s.exact_rate),
                         pct(s.normalised_rate),
                         pct(s.stop_rate),
+                        pct(s.similarity),
+                        "-" if s.length_ratio is None else f"{s.length_ratio:.2f}",
                     ]
                     for s in report.shadow
                 ],
             ),
         ]
+    sections.append(cockpit.timeline(report))
     return (
         "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
         "<meta http-equiv=Content-Security-Policy "

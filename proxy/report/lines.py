@@ -15,7 +15,9 @@ from typing import Any, get_args, get_type_hints
 
 import orjson
 
+from proxy.config.report_table import ReportConfig
 from proxy.obs.record import RECORDS
+from proxy.report.cockpit import decide
 from proxy.report.rows import Report
 from proxy.report.summary import rank
 from proxy.report.tally import Tally
@@ -29,6 +31,7 @@ def parse_timestamp(text: str) -> datetime:
 
 MAX_COUNT = 2**53  # tokens: the largest integer a JSON number holds exactly
 MAX_MS = 366 * 24 * 3600 * 1000.0  # a year: no call lasts longer
+MAX_RATIO = 1e9  # of two answers' lengths: no answer is a billion times another
 Check = Callable[[object], bool]
 
 
@@ -59,6 +62,9 @@ def _check(name: str, hint: object) -> Check:
         return lambda v: isinstance(v, bool)
     if kinds == {int}:
         return lambda v: _is_int(v, 0, MAX_COUNT)
+    if kinds == {float}:  # a similarity (0 to 1) or a length ratio
+        high = 1.0 if name == "similarity" else MAX_RATIO
+        return lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= high
     if kinds == {list[str]}:
         return _is_texts
     return lambda v: isinstance(v, str)  # a text, or one of a closed set of texts
@@ -75,7 +81,7 @@ READS = {
     ),
     "shadow": (
         "status", "error_type", "route", "skipped", "exact_match", "normalised_match",
-        "stop_match",
+        "stop_match", "similarity", "length_ratio", "duration_ms",
     ),
 }  # fmt: skip
 FIELDS: dict[str, dict[str, Check]] = {
@@ -97,6 +103,7 @@ def build_report(
     since: datetime | None = None,
     until: datetime | None = None,
     top: int = 50,
+    config: ReportConfig | None = None,
 ) -> Report:
     """Aggregate log lines. Lines that are not a JSON object with an "event", or that
     hold a value the report cannot use (see FIELDS), are skipped and counted; with
@@ -130,4 +137,8 @@ def build_report(
             tally.complete(line, moment)
         elif line["event"] == "shadow":
             tally.shadow(line)
-    return rank(tally, top)
+        elif line["event"] == "config.applied":
+            tally.applied(line, moment)
+    report = rank(tally, top)
+    decide(tally, report, config or ReportConfig())
+    return report

@@ -1,5 +1,6 @@
 """HTML building blocks of the report page: escaping (every value from the log is
-untrusted), number formats, tables and the "... and N more" note."""
+untrusted), tables and the "... and N more" note; and the number formats the text and
+HTML reports share."""
 
 from collections.abc import Sequence
 from html import escape
@@ -10,11 +11,17 @@ def esc(value: object) -> str:
 
 
 def pct(value: float | None) -> str:
+    """Every rate of the report, text, HTML: one decimal (99.1%)."""
     return "-" if value is None else f"{value:.1%}"
 
 
 def ms(value: float | None) -> str:
+    """Durations (and tokens per call): whole numbers."""
     return "-" if value is None else f"{value:.0f}"
+
+
+def num(value: int) -> str:
+    return f"{value:,}"
 
 
 def table(table_id: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

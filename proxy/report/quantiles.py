@@ -18,9 +18,11 @@ class Quantiles:
         self.count = 0
         self.low = math.inf
         self.high = -math.inf
+        self._sorted: list[float] | None = None  # the exact values sorted, once asked
 
     def add(self, value: float) -> None:
         self.count += 1
+        self._sorted = None
         self.low, self.high = min(self.low, value), max(self.high, value)
         self.buckets[self._bucket(value)] += 1
         if self.exact is not None:
@@ -37,9 +39,26 @@ class Quantiles:
     def quantile(self, q: float) -> float | None:
         if not self.count:
             return None
-        rank = max(1, math.ceil(q * self.count))
+        return self.at_rank(max(1, math.ceil(q * self.count)))
+
+    def interval(self, q: float, z: float) -> tuple[float, float] | None:
+        """A distribution-free confidence interval of the q-quantile: the values at the
+        ranks n*q -/+ z*sqrt(n*q*(1-q)) (the binomial order-statistic bound), None
+        without values."""
+        n = self.count
+        if not n:
+            return None
+        spread = z * math.sqrt(n * q * (1 - q))
+        low = min(n, max(1, math.floor(n * q - spread)))
+        high = min(n, max(1, math.ceil(n * q + spread) + 1))
+        return self.at_rank(low), self.at_rank(high)
+
+    def at_rank(self, rank: int) -> float:
+        """The value of nearest rank `rank` (1..count): exact, or its bucket's bound."""
         if self.exact is not None:
-            return sorted(self.exact)[rank - 1]
+            if self._sorted is None:
+                self._sorted = sorted(self.exact)
+            return self._sorted[rank - 1]
         seen = 0
         for bucket in sorted(self.buckets):
             seen += self.buckets[bucket]

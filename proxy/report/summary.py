@@ -97,6 +97,9 @@ def rank(tally: Tally, top: int) -> Report:
             exact_rate=_rate(s.exact, s.comparisons - s.failed),
             normalised_rate=_rate(s.normalised, s.comparisons - s.failed),
             stop_rate=_rate(s.stop_match, s.comparisons - s.failed),
+            similarity=round(s.similar / s.similar_n, 4) if s.similar_n else None,
+            length_ratio=round(s.ratio / s.ratio_n, 4) if s.ratio_n else None,
+            duration_p95_ms=s.duration.quantile(0.95),
         )
         for name, s in shadows
     ]

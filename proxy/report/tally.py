@@ -1,5 +1,6 @@
 """The tally: per-caller, per-model, per-route-and-arm, per-adaptation, per-shadow-route
-and per-day counts, fed one usable `complete` or `shadow` log line at a time."""
+and per-day counts and token usage, fed one usable `complete` or `shadow` log line at a
+time, and the `config.applied` lines as they come."""
 
 from collections import Counter
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from typing import Any
 from proxy.obs.record import adaptation_label, call_failed
 from proxy.report.quantiles import Quantiles
 from proxy.report.rows import Report
+from proxy.report.usage import Usage
 
 NO_KEY = "(no key)"
 UNKNOWN = "(unknown)"  # a request refused before its model was read
@@ -24,6 +26,9 @@ class _Caller:
     errors: int = 0
     last: datetime | None = None
     models: Counter[str] = field(default_factory=Counter)
+    served: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # route, arm, mode
+    adaptations: Counter[str] = field(default_factory=Counter)
+    usage: Usage = field(default_factory=Usage)
 
 
 @dataclass
@@ -42,6 +47,10 @@ class _Route:
     modes: set[str] = field(default_factory=set)
     duration: Quantiles = field(default_factory=Quantiles)
     ttfb: Quantiles = field(default_factory=Quantiles)
+    adapted: int = 0  # calls with at least one adaptation
+    upstream: Counter[str] = field(default_factory=Counter)
+    usage: Usage = field(default_factory=Usage)
+    last: datetime | None = None
 
 
 @dataclass
@@ -59,6 +68,11 @@ class _Shadow:
     exact: int = 0
     normalised: int = 0
     stop_match: int = 0
+    similar: float = 0.0  # sum of the similarities logged, over `similar_n`
+    similar_n: int = 0
+    ratio: float = 0.0  # sum of the length ratios logged, over `ratio_n`
+    ratio_n: int = 0
+    duration: Quantiles = field(default_factory=Quantiles)  # the secondary's
 
 
 class Tally:
@@ -73,6 +87,8 @@ class Tally:
         self.adaptations: dict[str, _Adaptation] = {}
         self.shadows: dict[str, _Shadow] = {}
         self.days: dict[date, list[int]] = {}
+        self.usage = Usage()  # by upstream model, every call
+        self.configs: list[tuple[datetime | None, dict[str, Any]]] = []  # config.applied
 
     def complete(self, line: dict[str, Any], moment: datetime | None) -> None:
         totals = self.report.totals
@@ -87,6 +103,9 @@ class Tally:
         totals.streams += line.get("stream") is True
         totals.input_tokens += line.get("input_tokens") or 0
         totals.output_tokens += line.get("output_tokens") or 0
+        tokens = (line.get("upstream_model"), line.get("input_tokens"), line.get("output_tokens"))
+        self.usage.add(*tokens)
+        adaptations = {adaptation_label(a) for a in line.get("adaptations") or ()}
 
         caller = self.callers.setdefault(caller_key, _Caller())
         caller.requests += 1
@@ -94,6 +113,8 @@ class Tally:
         caller.models[model_key] += 1
         if moment is not None and (caller.last is None or moment > caller.last):
             caller.last = moment
+        caller.usage.add(*tokens)
+        caller.adaptations.update(adaptations)
 
         model = self.models.setdefault(model_key, _Model())
         model.requests += 1
@@ -107,13 +128,21 @@ class Tally:
         route.requests += 1
         route.errors += failed
         route.hangups += hangup
-        route.modes.add(_str(line.get("mode"), "translate"))
+        mode = _str(line.get("mode"), "translate")
+        route.modes.add(mode)
+        caller.served[(*key, mode)] += 1
+        route.usage.add(*tokens)
+        route.adapted += bool(adaptations)
+        if upstream:
+            route.upstream[upstream] += 1
+        if moment is not None and (route.last is None or moment > route.last):
+            route.last = moment
         if (duration := line.get("duration_ms")) is not None:
             route.duration.add(float(duration))
         if (ttfb := line.get("ttfb_ms")) is not None:
             route.ttfb.add(float(ttfb))
 
-        for kind in {adaptation_label(a) for a in line.get("adaptations") or ()}:
+        for kind in adaptations:
             adaptation = self.adaptations.setdefault(kind, _Adaptation())
             adaptation.requests += 1
             adaptation.models[model_key] += 1
@@ -137,3 +166,14 @@ class Tally:
         shadow.exact += line.get("exact_match") is True
         shadow.normalised += line.get("normalised_match") is True
         shadow.stop_match += line.get("stop_match") is True
+        if (similar := line.get("similarity")) is not None:
+            shadow.similar += similar
+            shadow.similar_n += 1
+        if (ratio := line.get("length_ratio")) is not None:
+            shadow.ratio += ratio
+            shadow.ratio_n += 1
+        if (duration := line.get("duration_ms")) is not None:
+            shadow.duration.add(float(duration))
+
+    def applied(self, line: dict[str, Any], moment: datetime | None) -> None:
+        self.configs.append((moment, line))

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from proxy.obs.record import adaptation_label
 from proxy.report import build_report, parse_timestamp, render_html, render_json, render_text
 from proxy.report.lines import FIELDS
 from proxy.report.quantiles import EXACT_SAMPLES, Quantiles
-from proxy.obs.record import adaptation_label
 from tests.fakes.factories import PROMPT, legacy_body
 from tests.fakes.servers import bridge_process, run_cli, serving
 from tests.fakes.upstream import FakeUpstream
@@ -235,6 +235,9 @@ NUMBERS: dict[tuple[str, str], list[float]] = {
     ("complete", "duration_ms"): [0, 0.001, YEAR_MS],
     ("complete", "ttfb_ms"): [0, 0.001, YEAR_MS],
     ("shadow", "status"): [100, 599],
+    ("shadow", "similarity"): [0, 0.5, 1],
+    ("shadow", "length_ratio"): [0, 1e9],
+    ("shadow", "duration_ms"): [0, 0.001, YEAR_MS],
 }
 
 
@@ -387,6 +390,15 @@ def test_json_is_the_whole_report() -> None:
         "errors": 1,
         "last_seen": "2025-03-02T14:00:00Z",
         "models": ["claude-2.1"],
+        "served": ["default / primary / translate (3)", "canary / secondary / passthrough (1)"],
+        "passthrough": 1,
+        "adaptations": [["local_stop", 2], ["capped_max_tokens", 1], ["dropped_field:tags", 1]],
+        "cost": "$0.0011",  # 40 tokens in at $3, 63 out at $15 per million (sonnet 4.5)
+        "flags": [
+            "still on pass-through (1 call)",
+            "prompts need adaptations: local_stop 50%, capped_max_tokens 25%, "
+            "dropped_field:tags 25%",
+        ],
     }
     assert out["adaptations"][0]["top_models"] == [["claude-2.1", 2]]
 
