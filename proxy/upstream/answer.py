@@ -1,31 +1,16 @@
-"""The upstream's answer, whichever client fetched it: aiohttp on the network, or an
-httpx transport standing in for it (tests use httpx.MockTransport; `demo:` has its own).
-Both become one `Answer`, and both clients' failures become ours.
+"""The upstream's answer, whichever transport fetched it: status and headers in, the body
+to follow as an async iterator of bytes. A transport's failures are ours (proxy/errors.py)
+by the time they leave it, the body's included.
 """
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 
-import aiohttp
-import httpx
+from multidict import CIMultiDict
 
-from proxy.errors import BridgeError, UpstreamTimeout, UpstreamUnreachable
 from proxy.upstream.headers import RawHeaders
 
 # The most one read of an upstream body hands on: what is translated and written at once.
 READ_SIZE = 64 * 1024
-
-UPSTREAM_ERRORS = (aiohttp.ClientError, httpx.HTTPError)
-
-
-def upstream_error(exc: Exception) -> BridgeError:
-    """An upstream failure (aiohttp's, or an httpx transport's) as ours."""
-    if isinstance(exc, aiohttp.ConnectionTimeoutError | httpx.ConnectTimeout):
-        return UpstreamUnreachable("upstream unreachable: connection timed out")
-    if isinstance(exc, aiohttp.ServerTimeoutError | httpx.TimeoutException):
-        return UpstreamTimeout("upstream did not answer in time")
-    if isinstance(exc, aiohttp.ClientConnectorError | httpx.ConnectError):
-        return UpstreamUnreachable("upstream unreachable: could not connect")
-    return UpstreamUnreachable("upstream connection lost")
 
 
 class Answer:
@@ -49,38 +34,22 @@ class Answer:
         self.close = close
 
 
-def from_aiohttp(response: aiohttp.ClientResponse) -> Answer:
+def answer(status: int, headers: RawHeaders, body: bytes | AsyncIterable[bytes] = b"") -> Answer:
+    """An answer made in memory (the in-memory transport's handlers): `body` whole, or
+    as it is produced."""
+    view = CIMultiDict((name.decode("latin-1"), value.decode("latin-1")) for name, value in headers)
+    chunks = _once(body) if isinstance(body, bytes) else aiter(body)
+
     async def close() -> None:
-        # Both are synchronous: a cancellation cannot leave the connection open.
-        if response.content.is_eof():
-            response.release()  # read whole: the connection goes back to the pool
-        else:
-            response.close()  # cut short: the upstream sees the connection close
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
-    return Answer(
-        response.status,
-        response.headers,
-        list(response.raw_headers),
-        response.content.iter_chunked(READ_SIZE),
-        close,
-    )
+    return Answer(status, view, headers, chunks, close)
 
 
-def from_httpx(response: httpx.Response, *, raw: bool) -> Answer:
-    async def body() -> AsyncIterator[bytes]:
-        if response.is_stream_consumed:  # in-memory transports hand it over read already
-            if raw:  # `content` is decoded; the stream still holds the bytes as sent
-                async for chunk in response.stream:  # type: ignore[union-attr]
-                    yield chunk
-            else:
-                yield response.content
-            return
-        async for chunk in response.aiter_raw() if raw else response.aiter_bytes():
-            yield chunk
-
-    return Answer(
-        response.status_code, response.headers, response.headers.raw, body(), response.aclose
-    )
+async def _once(body: bytes) -> AsyncIterator[bytes]:
+    yield body
 
 
 async def closing(answer: Answer) -> None:

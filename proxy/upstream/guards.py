@@ -1,0 +1,73 @@
+"""What the bridge holds an upstream answer to, each on its own clock or count: the first
+byte (status and headers) within first_byte_timeout, a status and headers the client's
+wire can carry, no gap between body chunks over idle_timeout, a whole body of at most
+max_body_bytes. Small functions over an attempt and over the body iterator.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from proxy.errors import BadUpstreamResponse, UpstreamTimeout
+from proxy.upstream.answer import Answer, closing
+from proxy.upstream.headers import has_invalid_header
+from proxy.upstream.transport import Request, Transport
+
+# What an upstream may answer with. aiohttp reads informational 1xx answers past (but a
+# 101), and hands on any three digits; HTTP has no final status outside these.
+FINAL_STATUSES = range(200, 600)
+
+
+class Guarded:
+    """A Transport layer: the inner transport's attempt, within first_byte_timeout, and
+    only an answer with a final status and valid headers (else BadUpstreamResponse)."""
+
+    def __init__(self, inner: Transport, first_byte_timeout: float) -> None:
+        self.inner = inner
+        self._first_byte = first_byte_timeout
+
+    def open(self) -> None:
+        self.inner.open()
+
+    async def send(self, request: Request) -> Answer:
+        try:
+            async with asyncio.timeout(self._first_byte):
+                answer = await self.inner.send(request)
+        except TimeoutError:
+            raise UpstreamTimeout("upstream did not answer in time") from None
+        if answer.status_code not in FINAL_STATUSES:  # 1xx, 0, 600...: no answer
+            await closing(answer)
+            raise BadUpstreamResponse(f"upstream sent unexpected status {answer.status_code}")
+        if has_invalid_header(answer.raw_headers):
+            await closing(answer)
+            raise BadUpstreamResponse("upstream sent a header that is not valid HTTP")
+        return answer
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def idle_timeout(body: AsyncIterator[bytes], seconds: float) -> AsyncIterator[bytes]:
+    """The body as it arrives, empty chunks left out. A gap of more than `seconds`
+    between chunks is an UpstreamTimeout; the time the reader takes between chunks does
+    not count."""
+    while True:
+        try:
+            async with asyncio.timeout(seconds):
+                chunk = await anext(body)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise UpstreamTimeout(f"upstream sent nothing for {seconds:g} s") from None
+        if chunk:
+            yield chunk
+
+
+async def read_capped(body: AsyncIterator[bytes], limit: int) -> bytes:
+    """The whole body; BadUpstreamResponse once it is over `limit` bytes."""
+    parts, size = [], 0
+    async for chunk in body:
+        size += len(chunk)
+        if size > limit:
+            raise BadUpstreamResponse(f"upstream response is larger than {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)

@@ -1,0 +1,106 @@
+"""The network transport: aiohttp, used directly (per request it costs a fraction of
+httpx's, see bench/README.md), on the pool of proxy/upstream/pool.py. What production runs.
+
+aiohttp's connect timeouts are set here; the first byte and the gaps between body chunks
+are timed by proxy/upstream/guards.py. aiohttp never decodes a body, and sends no
+`accept-encoding` or `user-agent` of its own: the bridge asks for no encoding the client
+did not.
+"""
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import httpx
+import structlog
+
+from proxy.config.settings import Settings
+from proxy.errors import BridgeError, UpstreamTimeout, UpstreamUnreachable
+from proxy.upstream.answer import READ_SIZE, Answer
+from proxy.upstream.pool import Pool
+from proxy.upstream.transport import Request
+
+
+def upstream_error(exc: aiohttp.ClientError) -> BridgeError:
+    """An aiohttp failure as ours, by what really happened."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return UpstreamUnreachable("upstream unreachable: connection timed out")
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return UpstreamTimeout("upstream did not answer in time")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UpstreamUnreachable("upstream unreachable: could not connect")
+    return UpstreamUnreachable("upstream connection lost")
+
+
+class NetworkTransport:
+    """A Transport over the network, with a connection limit."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._limit = settings.max_connections
+        self._timeout = aiohttp.ClientTimeout(
+            total=None,  # the wait for a pooled connection is bounded by the first byte's
+            connect=settings.connect_timeout + settings.first_byte_timeout,
+            sock_connect=settings.connect_timeout,
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def open(self) -> None:
+        """Make the session now (at startup), not on the first request: loading the CA
+        bundle takes tens of ms."""
+        self._client()
+
+    def _client(self) -> aiohttp.ClientSession:
+        """aiohttp's session, made on first use, inside the running loop."""
+        if self._session is None:
+            log = structlog.get_logger("complete-bridge")
+            connector = Pool(log, limit=self._limit, ssl=httpx.create_ssl_context())
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),  # no caller's cookies go to the next
+                auto_decompress=False,
+                skip_auto_headers=("Accept-Encoding", "User-Agent"),
+                timeout=self._timeout,
+            )
+        return self._session
+
+    async def send(self, request: Request) -> Answer:
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers
+        ]
+        try:
+            response = await self._client().request(
+                request.method,
+                request.url,
+                headers=headers,
+                data=request.content or None,
+                allow_redirects=False,
+                compress=False,
+            )
+        except aiohttp.ClientError as exc:
+            raise upstream_error(exc) from None
+
+        async def close() -> None:
+            # Both are synchronous: a cancellation cannot leave the connection open.
+            if response.content.is_eof():
+                response.release()  # read whole: the connection goes back to the pool
+            else:
+                response.close()  # cut short: the upstream sees the connection close
+
+        return Answer(
+            response.status, response.headers, list(response.raw_headers), _body(response), close
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+async def _body(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    content = response.content
+    while True:
+        try:
+            chunk = await content.read(READ_SIZE)
+        except aiohttp.ClientError as exc:
+            raise upstream_error(exc) from None
+        if not chunk:
+            return
+        yield chunk
