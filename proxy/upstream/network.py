@@ -63,9 +63,7 @@ class NetworkTransport:
         return self._session
 
     async def send(self, request: Request) -> Answer:
-        headers = [
-            (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers
-        ]
+        headers = [(name.decode("latin-1"), _text(value)) for name, value in request.headers]
         try:
             response = await self._client().request(
                 request.method,
@@ -92,6 +90,15 @@ class NetworkTransport:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def _text(value: bytes) -> str:
+    """A header value as aiohttp takes it: a str it writes as UTF-8. So UTF-8 bytes go
+    as they came; other bytes (obs-text) go as their Latin-1 reading, in UTF-8."""
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
 
 
 async def _body(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:

@@ -1,6 +1,7 @@
-"""The app in-process: ASGI in front, httpx.MockTransport as the upstream."""
+"""The app in-process: ASGI in front, a scripted upstream on a loopback socket behind."""
 
 import json
+from contextlib import AsyncExitStack
 
 import httpx
 import pytest
@@ -9,6 +10,8 @@ from structlog.testing import capture_logs
 from proxy.config.settings import Settings
 from proxy.edge.app import create_app
 from tests.fakes.factories import legacy_body, message
+from tests.fakes.loopback import loopback, running, unaccepting
+from tests.fakes.servers import free_port
 from tests.fakes.sse import event as sse_event
 
 KEY = "sk-ant-test-CANARY-0123456789"
@@ -65,18 +68,19 @@ def streaming(body=STREAM):
 
 @pytest.fixture
 async def make_client():
-    clients = []
+    async with AsyncExitStack() as stack:
 
-    async def make(reply, **settings):
-        upstream = Upstream(reply)
-        app = create_app(Settings(**settings), transport=httpx.MockTransport(upstream))
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bridge")
-        clients.append(client)
-        return client, upstream
+        async def make(reply, **settings):
+            upstream = Upstream(reply)
+            url = await stack.enter_async_context(loopback(upstream))
+            app = create_app(Settings(**{"upstream_url": url, **settings}))
+            await stack.enter_async_context(running(app))
+            transport = httpx.ASGITransport(app=app)
+            client = httpx.AsyncClient(transport=transport, base_url="http://bridge")
+            await stack.enter_async_context(client)
+            return client, upstream
 
-    yield make
-    for client in clients:
-        await client.aclose()
+        yield make
 
 
 async def test_non_stream_round_trip(make_client):
@@ -242,18 +246,27 @@ def raises(exc):
 
 
 @pytest.mark.parametrize(
-    ("exc", "status", "error_type"),
+    ("fault", "status", "error_type"),
     [
-        (httpx.ConnectError("refused"), 502, "api_error"),
-        (httpx.ConnectTimeout("slow"), 502, "api_error"),
-        (httpx.ReadTimeout("slow"), 504, "timeout_error"),
-        (httpx.RemoteProtocolError("bad"), 502, "api_error"),
+        ("refused", 502, "api_error"),  # nothing listens on the port
+        ("connect_timeout", 502, "api_error"),  # the port never accepts
+        ("silent", 504, "timeout_error"),  # connected, but no answer
+        ("reset", 502, "api_error"),  # the connection drops before the answer
     ],
 )
-async def test_upstream_transport_failures(make_client, exc, status, error_type):
-    """Unreachable: 502 api_error; too slow: 504 timeout_error; neither says don't retry."""
-    client, _ = await make_client(raises(exc))
-    response = await client.post("/v1/complete", json=legacy_body(), headers=V2)
+async def test_upstream_transport_failures(make_client, fault, status, error_type):
+    """Unreachable: 502 api_error; too slow: 504 timeout_error; neither says don't retry.
+    Each fault is made on the wire."""
+    with unaccepting() as unaccepting_url:
+        settings = {
+            "refused": {"upstream_url": f"http://127.0.0.1:{free_port()}"},
+            "connect_timeout": {"upstream_url": unaccepting_url, "connect_timeout": 0.2},
+            "silent": {"first_byte_timeout": 0.2},
+            "reset": {},
+        }[fault]
+        reply = raises(httpx.ReadTimeout("slow") if fault == "silent" else httpx.ReadError("reset"))
+        client, _ = await make_client(reply, **settings)
+        response = await client.post("/v1/complete", json=legacy_body(), headers=V2)
     assert response.status_code == status
     assert response.json()["error"]["type"] == error_type
     assert "x-should-retry" not in response.headers
@@ -347,7 +360,7 @@ async def test_other_paths_pass_through_unchanged(make_client):
     assert sent.content == b'{"any": "thing"}'
     assert sent.headers["x-custom"] == "c"
     assert sent.headers["accept-encoding"] == "gzip, deflate"  # the client's own
-    assert sent.headers["host"] == "api.anthropic.com"
+    assert sent.headers["host"] == sent.url.netloc.decode()  # the upstream's, not `bridge`
 
     del client.headers["accept-encoding"]
     await client.get("/v1/models")
@@ -450,7 +463,7 @@ async def test_upstream_failing_while_sending_its_body(
 ):
     """Regression: a body read that failed became a 500; it is the upstream's 502/504."""
     client, _ = await make_client(
-        lambda r: httpx.Response(status, stream=StallingBody(b'{"id":', exc))
+        lambda r: httpx.Response(status, stream=StallingBody(b'{"id":', exc)), idle_timeout=0.2
     )
     response = await client.post("/v1/complete", json=legacy_body(), headers=V2)
     assert response.status_code == expected
@@ -477,10 +490,14 @@ async def test_passthrough_relays_non_ascii_headers_as_bytes(make_client):
         return httpx.Response(200, headers=[(b"content-disposition", disposition)], content=b"x")
 
     client, upstream = await make_client(reply)
-    response = await client.get("/v1/files/f/content", headers=[(b"x-note", b"caf\xe9")])
+    sent = [(b"x-note", "café".encode()), (b"x-latin", b"caf\xe9")]
+    response = await client.get("/v1/files/f/content", headers=sent)
     assert response.status_code == 200
     assert (b"content-disposition", disposition) in response.headers.raw
-    assert (b"x-note", b"caf\xe9") in upstream.requests[-1].headers.raw
+    received = upstream.requests[-1].headers.raw
+    assert (b"x-note", "café".encode()) in received  # UTF-8 goes as it came
+    # aiohttp writes header values as UTF-8: other bytes go as their Latin-1 reading.
+    assert (b"x-latin", "café".encode()) in received
 
 
 async def test_stream_with_malformed_usage_ends_with_an_error_event(make_client):
