@@ -3,6 +3,8 @@ the upstream host that no request can change."""
 
 import asyncio
 import hashlib
+from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -12,6 +14,7 @@ from proxy.config.access import Access, presented_key, read_secret
 from proxy.config.settings import ConfigError, Settings, apply
 from proxy.edge.app import create_app
 from tests.fakes.factories import legacy_body, message
+from tests.fakes.loopback import loopback, running
 from tests.fakes.servers import serving
 
 ISSUED = "cb-issued-key-one"
@@ -87,9 +90,13 @@ class Recorder:
         return httpx.Response(200, json={"data": []})
 
 
-def client_for(settings, upstream, environ=None):
-    app = create_app(settings, transport=httpx.MockTransport(upstream), environ=environ)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b")
+@asynccontextmanager
+async def client_for(settings, upstream, environ=None):
+    async with loopback(upstream) as url:
+        app = create_app(replace(settings, upstream_url=url), environ=environ)
+        transport = httpx.ASGITransport(app=app)
+        async with running(app), httpx.AsyncClient(transport=transport, base_url="http://b") as c:
+            yield c
 
 
 async def test_the_allow_list_admits_issued_keys_and_spends_the_bridge_key(tmp_path):

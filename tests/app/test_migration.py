@@ -1,12 +1,14 @@
 """Migration controls in-process: every route mode end to end, with an upstream that
 serves both the Messages API and the legacy /v1/complete (as Anthropic's did), told
-apart by host so per-arm upstreams can be checked."""
+apart by host so per-arm upstreams can be checked: each host on a loopback socket."""
 
 import asyncio
 import gzip
 import hashlib
 import json
+from contextlib import AsyncExitStack
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -15,8 +17,9 @@ from structlog.testing import capture_logs
 from proxy.config.settings import Settings, check_value
 from proxy.edge.app import create_app
 from proxy.rollout.route_tables import parse_routes
-from proxy.rollout.routes import bucket, fingerprint
+from proxy.rollout.routes import Arm, bucket, fingerprint
 from tests.fakes.factories import CANARY_ROUTE, legacy_body, message
+from tests.fakes.loopback import loopback, running
 
 KEY = "sk-ant-migration-0123456789"
 V2 = {"anthropic-version": "2023-06-01", "x-api-key": KEY}
@@ -83,18 +86,41 @@ def settings_with(*routes, **settings) -> Settings:
 
 @pytest.fixture
 async def bridge():
-    made = []
+    """The app on `settings`, each upstream host it names (`http://main`, `http://new`)
+    served by `upstream` on a loopback of its own."""
+    async with AsyncExitStack() as stack:
 
-    async def make(settings: Settings, upstream: Upstream | None = None, environ=None):
-        upstream = upstream or Upstream()
-        app = create_app(settings, transport=httpx.MockTransport(upstream), environ=environ)
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b")
-        made.append(client)
-        return client, upstream, app
+        async def make(settings: Settings, upstream: Upstream | None = None, environ=None):
+            upstream = upstream or Upstream()
+            urls: dict[str, str] = {}
 
-    yield make
-    for client in made:
-        await client.aclose()
+            async def served(url: str) -> str:
+                host = urlsplit(url).hostname or ""
+                if host not in urls:
+                    urls[host] = await stack.enter_async_context(loopback(upstream, host))
+                return urls[host]
+
+            async def arm(arm: Arm | None) -> Arm | None:
+                if arm is None or "upstream_url" not in arm.overrides:
+                    return arm
+                url = await served(arm.overrides["upstream_url"])
+                return replace(arm, overrides={**arm.overrides, "upstream_url": url})
+
+            routes = [
+                replace(
+                    route, primary=await arm(route.primary), secondary=await arm(route.secondary)
+                )
+                for route in settings.routes
+            ]
+            url = await served(settings.upstream_url)
+            app = create_app(replace(settings, upstream_url=url, routes=routes), environ=environ)
+            await stack.enter_async_context(running(app))
+            transport = httpx.ASGITransport(app=app)
+            client = httpx.AsyncClient(transport=transport, base_url="http://b")
+            await stack.enter_async_context(client)
+            return client, upstream, app
+
+        yield make
 
 
 def completes(logs):

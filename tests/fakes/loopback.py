@@ -35,9 +35,11 @@ Handler = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
 
 
 @asynccontextmanager
-async def loopback(handler: Handler) -> AsyncIterator[str]:
-    """Serve `handler` on 127.0.0.1 (a port of the system's choosing); yields the URL."""
-    async with _Loopback(handler) as server:
+async def loopback(handler: Handler, host: str | None = None) -> AsyncIterator[str]:
+    """Serve `handler` on 127.0.0.1 (a port of the system's choosing); yields the URL.
+    With `host`, the handler sees its requests' URLs on `http://{host}`: one handler
+    can stand for several upstreams, each on a loopback of its own."""
+    async with _Loopback(handler, host) as server:
         yield server.url
 
 
@@ -48,9 +50,10 @@ def running(app: Starlette) -> AbstractAsyncContextManager[object]:
 
 
 class _Loopback(RawServer):
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, host: str | None) -> None:
         super().__init__()
         self.handler = handler
+        self.host = host
         self.failures: list[Exception] = []
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -59,7 +62,8 @@ class _Loopback(RawServer):
             raise self.failures[0]
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while (request := await _read_request(reader, self.url)) is not None:
+        base = self.url if self.host is None else f"http://{self.host}"
+        while (request := await _read_request(reader, base)) is not None:
             try:
                 response = self.handler(request)
                 if inspect.isawaitable(response):
