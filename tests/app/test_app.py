@@ -1,7 +1,9 @@
 """The app in-process: ASGI in front, a scripted upstream on a loopback socket behind."""
 
 import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from typing import Any
 
 import httpx
 import pytest
@@ -18,10 +20,13 @@ KEY = "sk-ant-test-CANARY-0123456789"
 V2 = {"anthropic-version": "2023-06-01", "x-api-key": KEY}
 
 
+Reply = Callable[[httpx.Request], httpx.Response]
+
+
 class Upstream:
     """A scripted Messages API: answers with `reply(request)`, remembers what it got."""
 
-    def __init__(self, reply):
+    def __init__(self, reply: Reply) -> None:
         self.reply = reply
         self.requests: list[httpx.Request] = []
 
@@ -31,16 +36,16 @@ class Upstream:
         return self.reply(request)
 
     @property
-    def body(self):
+    def body(self) -> Any:
         return json.loads(self.requests[-1].content)
 
 
-def ok(text="Light scatters blue.", **overrides):
+def ok(text: str = "Light scatters blue.", **overrides: Any) -> Reply:
     headers = {"request-id": "req_1", "anthropic-ratelimit-requests-remaining": "99"}
     return lambda request: httpx.Response(200, json=message(text, **overrides), headers=headers)
 
 
-def sse(*events: tuple[str, dict]) -> bytes:
+def sse(*events: tuple[str, dict[str, Any]]) -> bytes:
     return b"".join(sse_event(kind, **data) for kind, data in events)
 
 
@@ -54,10 +59,10 @@ STREAM = sse(
 )
 
 
-def streaming(body=STREAM):
+def streaming(body: bytes = STREAM) -> Reply:
     """A stream answer that arrives an event at a time, as from a live upstream."""
 
-    async def events():
+    async def events() -> AsyncIterator[bytes]:
         for event in body.split(b"\n\n"):
             yield event + b"\n\n"
 
@@ -66,11 +71,16 @@ def streaming(body=STREAM):
     )
 
 
+# The `make_client` fixture: make(reply, **settings) starts the app in front of an
+# Upstream answering with `reply`; a client of the app, and that Upstream.
+MakeClient = Callable[..., Awaitable[tuple[httpx.AsyncClient, Upstream]]]
+
+
 @pytest.fixture
-async def make_client():
+async def make_client() -> AsyncIterator[MakeClient]:
     async with AsyncExitStack() as stack:
 
-        async def make(reply, **settings):
+        async def make(reply: Reply, **settings: Any) -> tuple[httpx.AsyncClient, Upstream]:
             upstream = Upstream(reply)
             url = await stack.enter_async_context(loopback(upstream))
             app = create_app(Settings(**{"upstream_url": url, **settings}))
@@ -83,7 +93,7 @@ async def make_client():
         yield make
 
 
-async def test_non_stream_round_trip(make_client):
+async def test_non_stream_round_trip(make_client: MakeClient) -> None:
     """A legacy call becomes a Messages call and the answer a legacy completion."""
     client, upstream = await make_client(ok())
     response = await client.post(
@@ -117,7 +127,7 @@ async def test_non_stream_round_trip(make_client):
     }
 
 
-async def test_bearer_token_forwarded(make_client):
+async def test_bearer_token_forwarded(make_client: MakeClient) -> None:
     """`authorization: Bearer` reaches the upstream as it came."""
     client, upstream = await make_client(ok())
     await client.post("/v1/complete", json=legacy_body(), headers={"authorization": "Bearer t"})
@@ -127,7 +137,9 @@ async def test_bearer_token_forwarded(make_client):
 @pytest.mark.parametrize(
     ("version", "v1"), [(None, True), ("2023-01-01", True), ("2023-06-01", False)]
 )
-async def test_version_header_chooses_the_body_extras(make_client, version, v1):
+async def test_version_header_chooses_the_body_extras(
+    make_client: MakeClient, version: str | None, v1: bool
+) -> None:
     """2023-01-01 or no version: truncated/exception in the body; 2023-06-01: not."""
     client, _ = await make_client(ok())
     headers = {"anthropic-version": version} if version else {}
@@ -136,14 +148,14 @@ async def test_version_header_chooses_the_body_extras(make_client, version, v1):
     assert ("exception" in body) is v1
 
 
-async def test_echo_model_off_names_the_upstream_model(make_client):
+async def test_echo_model_off_names_the_upstream_model(make_client: MakeClient) -> None:
     """With echo_model off, responses name the model that answered."""
     client, _ = await make_client(ok(), echo_model=False)
     body = (await client.post("/v1/complete", json=legacy_body(), headers=V2)).json()
     assert body["model"] == "claude-sonnet-4-5"
 
 
-async def test_local_stop_non_stream(make_client):
+async def test_local_stop_non_stream(make_client: MakeClient) -> None:
     """A whitespace stop the upstream cannot take is enforced on the whole answer."""
     client, upstream = await make_client(ok("one\ntwo"))
     body = (
@@ -157,7 +169,7 @@ async def test_local_stop_non_stream(make_client):
     )
 
 
-async def test_stream_v2(make_client):
+async def test_stream_v2(make_client: MakeClient) -> None:
     """stream: true with 2023-06-01 gives the v2 event stream."""
     client, upstream = await make_client(streaming())
     response = await client.post("/v1/complete", json=legacy_body(stream=True), headers=V2)
@@ -172,7 +184,7 @@ async def test_stream_v2(make_client):
     assert response.text.count("event: completion") == 3
 
 
-async def test_stream_v1(make_client):
+async def test_stream_v1(make_client: MakeClient) -> None:
     """stream: true with no version gives v1: cumulative text, then [DONE]. The newest
     text is held back for the last line, which always brings new text (SPEC §4)."""
     client, _ = await make_client(streaming())
@@ -187,8 +199,8 @@ async def test_stream_v1(make_client):
 
 
 async def test_upstream_error_before_first_byte_keeps_status_envelope_and_retry_headers(
-    make_client,
-):
+    make_client: MakeClient,
+) -> None:
     """A 529 reaches the SDK as the same 529, body and retry headers: it retries as before."""
     envelope = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
     headers = {
@@ -210,7 +222,9 @@ async def test_upstream_error_before_first_byte_keeps_status_envelope_and_retry_
 @pytest.mark.parametrize(
     ("status", "error_type"), [(402, "billing_error"), (409, "conflict_error"), (503, "whatever")]
 )
-async def test_unlisted_statuses_pass_through_with_their_envelope(make_client, status, error_type):
+async def test_unlisted_statuses_pass_through_with_their_envelope(
+    make_client: MakeClient, status: int, error_type: str
+) -> None:
     """402, 409, 503 and the like keep the upstream's own envelope."""
     envelope = {"type": "error", "error": {"type": error_type, "message": "m"}}
     client, _ = await make_client(lambda r: httpx.Response(status, json=envelope))
@@ -218,7 +232,7 @@ async def test_unlisted_statuses_pass_through_with_their_envelope(make_client, s
     assert (response.status_code, response.json()) == (status, envelope)
 
 
-async def test_non_json_upstream_error_is_wrapped(make_client):
+async def test_non_json_upstream_error_is_wrapped(make_client: MakeClient) -> None:
     """An HTML 502 from a load balancer still reaches the client in the error envelope."""
     client, _ = await make_client(lambda r: httpx.Response(502, text="<html>Bad gateway</html>"))
     response = await client.post("/v1/complete", json=legacy_body(), headers=V2)
@@ -229,7 +243,7 @@ async def test_non_json_upstream_error_is_wrapped(make_client):
     }
 
 
-async def test_unreadable_upstream_200_is_a_502(make_client):
+async def test_unreadable_upstream_200_is_a_502(make_client: MakeClient) -> None:
     """A 200 that is not a Messages body is the upstream's fault: 502 api_error."""
     client, _ = await make_client(lambda r: httpx.Response(200, json=[1, 2]))
     response = await client.post("/v1/complete", json=legacy_body(), headers=V2)
@@ -238,8 +252,8 @@ async def test_unreadable_upstream_200_is_a_502(make_client):
     assert "x-should-retry" not in response.headers
 
 
-def raises(exc):
-    def reply(request):
+def raises(exc: Exception) -> Reply:
+    def reply(request: httpx.Request) -> httpx.Response:
         raise exc
 
     return reply
@@ -254,16 +268,19 @@ def raises(exc):
         ("reset", 502, "api_error"),  # the connection drops before the answer
     ],
 )
-async def test_upstream_transport_failures(make_client, fault, status, error_type):
+async def test_upstream_transport_failures(
+    make_client: MakeClient, fault: str, status: int, error_type: str
+) -> None:
     """Unreachable: 502 api_error; too slow: 504 timeout_error; neither says don't retry.
     Each fault is made on the wire."""
     with unaccepting() as unaccepting_url:
-        settings = {
+        by_fault: dict[str, dict[str, Any]] = {
             "refused": {"upstream_url": f"http://127.0.0.1:{free_port()}"},
             "connect_timeout": {"upstream_url": unaccepting_url, "connect_timeout": 0.2},
             "silent": {"first_byte_timeout": 0.2},
             "reset": {},
-        }[fault]
+        }
+        settings = by_fault[fault]
         reply = raises(httpx.ReadTimeout("slow") if fault == "silent" else httpx.ReadError("reset"))
         client, _ = await make_client(reply, **settings)
         response = await client.post("/v1/complete", json=legacy_body(), headers=V2)
@@ -273,13 +290,15 @@ async def test_upstream_transport_failures(make_client, fault, status, error_typ
 
 
 class BrokenStream(httpx.AsyncByteStream):
-    async def __aiter__(self):
+    async def __aiter__(self) -> AsyncIterator[bytes]:
         yield STREAM[:200]
         raise httpx.ReadError("connection reset")
 
 
 @pytest.mark.parametrize("version", ["2023-06-01", None])
-async def test_stream_cut_by_the_network_ends_with_an_error(make_client, version):
+async def test_stream_cut_by_the_network_ends_with_an_error(
+    make_client: MakeClient, version: str | None
+) -> None:
     """A stream cut after the 200 never ends cleanly: the last event is an error."""
     client, _ = await make_client(lambda r: httpx.Response(200, stream=BrokenStream()))
     headers = {"anthropic-version": version} if version else {}
@@ -301,7 +320,9 @@ async def test_stream_cut_by_the_network_ends_with_an_error(make_client, version
         (json.dumps(legacy_body(temperature=7)).encode(), "temperature: must be between 0 and 1"),
     ],
 )
-async def test_bad_input_is_a_legacy_400(make_client, content, message):
+async def test_bad_input_is_a_legacy_400(
+    make_client: MakeClient, content: bytes, message: str
+) -> None:
     """Bad input: a 400 envelope that says what to fix, x-should-retry false, no upstream call."""
     client, upstream = await make_client(ok())
     response = await client.post("/v1/complete", content=content, headers=V2)
@@ -313,12 +334,12 @@ async def test_bad_input_is_a_legacy_400(make_client, content, message):
     assert upstream.requests == []
 
 
-async def test_oversized_body_is_a_413(make_client):
+async def test_oversized_body_is_a_413(make_client: MakeClient) -> None:
     """Over the configured limit: 413 request_too_large, with or without content-length."""
     client, upstream = await make_client(ok(), max_body_bytes=2048)
     big = json.dumps(legacy_body(prompt="\n\nHuman: " + "x" * 5000 + "\n\nAssistant:")).encode()
 
-    async def chunks():
+    async def chunks() -> AsyncIterator[bytes]:
         yield big[:1000]
         yield big[1000:]
 
@@ -329,7 +350,7 @@ async def test_oversized_body_is_a_413(make_client):
     assert upstream.requests == []
 
 
-async def test_healthz_never_calls_upstream(make_client):
+async def test_healthz_never_calls_upstream(make_client: MakeClient) -> None:
     """/healthz answers alone."""
     client, upstream = await make_client(raises(AssertionError("no upstream call")))
     response = await client.get("/healthz")
@@ -337,11 +358,11 @@ async def test_healthz_never_calls_upstream(make_client):
     assert upstream.requests == []
 
 
-async def test_other_paths_pass_through_unchanged(make_client):
+async def test_other_paths_pass_through_unchanged(make_client: MakeClient) -> None:
     """Anything but POST /v1/complete goes to the upstream as it is: method, path, query,
     headers, body; and comes back as it is."""
 
-    def reply(request):
+    def reply(request: httpx.Request) -> httpx.Response:
         return httpx.Response(
             201, content=b'{"raw": true}', headers={"x-upstream": "1", "content-type": "x/y"}
         )
@@ -370,14 +391,14 @@ async def test_other_paths_pass_through_unchanged(make_client):
     assert "transfer-encoding" not in upstream.requests[-1].headers
 
 
-async def test_get_on_complete_passes_through(make_client):
+async def test_get_on_complete_passes_through(make_client: MakeClient) -> None:
     """Only POST /v1/complete is translated."""
     client, upstream = await make_client(lambda r: httpx.Response(405))
     assert (await client.get("/v1/complete")).status_code == 405
     assert upstream.requests[-1].url.path == "/v1/complete"
 
 
-async def test_passthrough_upstream_unreachable(make_client):
+async def test_passthrough_upstream_unreachable(make_client: MakeClient) -> None:
     """A pass-through whose upstream is down gets the same 502 envelope."""
     client, _ = await make_client(raises(httpx.ConnectError("refused")))
     response = await client.get("/v1/models")
@@ -385,7 +406,7 @@ async def test_passthrough_upstream_unreachable(make_client):
     assert response.json()["error"]["type"] == "api_error"
 
 
-async def test_canonical_log_line(make_client):
+async def test_canonical_log_line(make_client: MakeClient) -> None:
     """One line per request with the facts an operator greps for, and never the key."""
     client, _ = await make_client(ok())
     with capture_logs() as logs:
@@ -413,7 +434,7 @@ async def test_canonical_log_line(make_client):
     assert KEY not in repr(logs)
 
 
-async def test_log_text_switch(make_client):
+async def test_log_text_switch(make_client: MakeClient) -> None:
     """Prompt and completion text are logged only when switched on."""
     client, _ = await make_client(streaming(), log_text=True)
     with capture_logs() as logs:
@@ -424,7 +445,7 @@ async def test_log_text_switch(make_client):
     assert (line["input_tokens"], line["output_tokens"]) == (3, 2)
 
 
-async def test_demo_upstream(make_client):
+async def test_demo_upstream(make_client: MakeClient) -> None:
     """`demo:` answers deterministically with no network, streaming or not."""
     app = create_app(Settings(upstream_url="demo:"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as c:
@@ -442,10 +463,10 @@ async def test_demo_upstream(make_client):
 
 
 class StallingBody(httpx.AsyncByteStream):
-    def __init__(self, first: bytes, exc: Exception):
+    def __init__(self, first: bytes, exc: Exception) -> None:
         self.first, self.exc = first, exc
 
-    async def __aiter__(self):
+    async def __aiter__(self) -> AsyncIterator[bytes]:
         yield self.first
         raise self.exc
 
@@ -459,8 +480,8 @@ class StallingBody(httpx.AsyncByteStream):
     ],
 )
 async def test_upstream_failing_while_sending_its_body(
-    make_client, status, exc, expected, error_type
-):
+    make_client: MakeClient, status: int, exc: Exception, expected: int, error_type: str
+) -> None:
     """Regression: a body read that failed became a 500; it is the upstream's 502/504."""
     client, _ = await make_client(
         lambda r: httpx.Response(status, stream=StallingBody(b'{"id":', exc)), idle_timeout=0.2
@@ -470,7 +491,7 @@ async def test_upstream_failing_while_sending_its_body(
     assert response.json()["error"]["type"] == error_type
 
 
-async def test_unpaired_surrogate_is_a_400_not_a_500(make_client):
+async def test_unpaired_surrogate_is_a_400_not_a_500(make_client: MakeClient) -> None:
     """Regression: half an emoji in the prompt crashed the upstream call's encoding."""
     client, upstream = await make_client(ok())
     content = json.dumps(legacy_body(prompt="\n\nHuman: hi \ud83d\n\nAssistant:"))
@@ -482,11 +503,11 @@ async def test_unpaired_surrogate_is_a_400_not_a_500(make_client):
     assert upstream.requests == []
 
 
-async def test_passthrough_relays_non_ascii_headers_as_bytes(make_client):
+async def test_passthrough_relays_non_ascii_headers_as_bytes(make_client: MakeClient) -> None:
     """Regression: a UTF-8 filename header from the upstream crashed the pass-through."""
     disposition = 'attachment; filename="文件.pdf"'.encode()
 
-    def reply(request):
+    def reply(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers=[(b"content-disposition", disposition)], content=b"x")
 
     client, upstream = await make_client(reply)
@@ -500,7 +521,9 @@ async def test_passthrough_relays_non_ascii_headers_as_bytes(make_client):
     assert (b"x-latin", "café".encode()) in received
 
 
-async def test_stream_with_malformed_usage_ends_with_an_error_event(make_client):
+async def test_stream_with_malformed_usage_ends_with_an_error_event(
+    make_client: MakeClient,
+) -> None:
     """Regression: `usage: null` in message_delta left the stream unterminated."""
     body = STREAM.replace(b'"usage": {"output_tokens": 2}', b'"usage": null')
     client, _ = await make_client(streaming(body))
@@ -511,11 +534,11 @@ async def test_stream_with_malformed_usage_ends_with_an_error_event(make_client)
     )
 
 
-async def test_no_cookie_jar_between_callers(make_client):
+async def test_no_cookie_jar_between_callers(make_client: MakeClient) -> None:
     """Regression: httpx's client kept a cookie jar, so a cookie one upstream answer set
     went out on the next caller's request. There is no jar now."""
 
-    def reply(request):
+    def reply(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json=message(), headers={"set-cookie": "session=abc; Path=/"})
 
     client, upstream = await make_client(reply)
