@@ -4,24 +4,31 @@ they are produced, and a client that hangs up closes the upstream request at onc
 import asyncio
 import contextlib
 import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 from structlog.testing import capture_logs
 
 from proxy.config.settings import Settings
 from proxy.edge.app import create_app
 from tests.fakes.factories import legacy_body
 from tests.fakes.servers import free_port, serving
-from tests.fakes.upstream import gated_upstream
+from tests.fakes.upstream import FakeUpstream, gated_upstream
+
+# The `stack` fixture: build(**options) -> (bridge URL, gated upstream).
+Build = Callable[..., Awaitable[tuple[str, FakeUpstream]]]
 
 
 @pytest.fixture
-async def stack():
+async def stack() -> AsyncIterator[Build]:
     """build(**options) -> (bridge URL, upstream): both served on real loopback sockets."""
     async with contextlib.AsyncExitStack() as servers:
 
-        async def build(**options):
+        async def build(**options: Any) -> tuple[str, FakeUpstream]:
             upstream = gated_upstream(**options)
             upstream_url = await servers.enter_async_context(serving(upstream))
             app = create_app(Settings(upstream_url=upstream_url))
@@ -32,7 +39,7 @@ async def stack():
         yield build
 
 
-async def test_chunks_arrive_as_they_are_produced(stack):
+async def test_chunks_arrive_as_they_are_produced(stack: Build) -> None:
     """The first completion event reaches the client while the upstream is still holding
     the rest: the bridge buffers nothing."""
     bridge, upstream = await stack()
@@ -53,7 +60,7 @@ async def test_chunks_arrive_as_they_are_produced(stack):
 
 
 @pytest.mark.parametrize("stream", [True, False])
-async def test_client_hangup_while_waiting_closes_upstream(stack, stream):
+async def test_client_hangup_while_waiting_closes_upstream(stack: Build, stream: bool) -> None:
     """A client that leaves before the upstream answered: the upstream request is closed
     within a second, stream or not."""
     bridge, upstream = await stack(hold="headers")
@@ -69,7 +76,7 @@ async def test_client_hangup_while_waiting_closes_upstream(stack, stream):
 
 
 @pytest.mark.parametrize("version", ["2023-06-01", None])
-async def test_client_hangup_mid_stream_closes_upstream(stack, version):
+async def test_client_hangup_mid_stream_closes_upstream(stack: Build, version: str | None) -> None:
     """A client that leaves mid-stream: the upstream request is closed within a second.
     (v2 leaves after its first event; v1 once the stream has begun, as its first line
     waits for the text after the first piece, which the upstream holds.)"""
@@ -86,7 +93,7 @@ async def test_client_hangup_mid_stream_closes_upstream(stack, version):
     assert not upstream.gate.is_set()
 
 
-async def cut_upstream(scope, receive, send):
+async def cut_upstream(scope: Scope, receive: Receive, send: Send) -> None:
     """Promises 100 bytes, sends 4, and hangs up."""
     if scope["type"] != "http":
         return
@@ -95,7 +102,7 @@ async def cut_upstream(scope, receive, send):
     await send({"type": "http.response.body", "body": b"part", "more_body": True})
 
 
-async def test_passthrough_cut_mid_body_reaches_the_client_cut():
+async def test_passthrough_cut_mid_body_reaches_the_client_cut() -> None:
     """Regression: an upstream cut mid-body escaped as an app error; the client now sees a
     cut body (a protocol error), never a clean end."""
     async with (
@@ -108,11 +115,11 @@ async def test_passthrough_cut_mid_body_reaches_the_client_cut():
         assert (await client.get("/healthz")).status_code == 200
 
 
-async def bridge_for(upstream_url, **settings):
+async def bridge_for(upstream_url: str, **settings: Any) -> AbstractAsyncContextManager[str]:
     return serving(create_app(Settings(upstream_url=upstream_url, **settings)))
 
 
-async def test_unreachable_upstream_is_a_502():
+async def test_unreachable_upstream_is_a_502() -> None:
     """Nothing listening upstream: 502 api_error, and no x-should-retry (SDKs retry)."""
     closed_port = free_port()
     async with (
@@ -128,7 +135,7 @@ async def test_unreachable_upstream_is_a_502():
     assert "x-should-retry" not in response.headers
 
 
-async def test_upstream_silent_before_headers_is_a_504():
+async def test_upstream_silent_before_headers_is_a_504() -> None:
     """An upstream that accepts but never answers: 504 timeout_error after read_timeout."""
     upstream = gated_upstream("headers")
     async with (
@@ -142,7 +149,7 @@ async def test_upstream_silent_before_headers_is_a_504():
     assert response.json()["error"]["type"] == "timeout_error"
 
 
-async def test_the_first_byte_may_take_longer_than_the_idle_timeout():
+async def test_the_first_byte_may_take_longer_than_the_idle_timeout() -> None:
     """A slow first byte is timed by first_byte_timeout alone: an idle_timeout shorter
     than the wait for headers does not cut the call."""
     upstream = gated_upstream("headers")
@@ -163,7 +170,7 @@ async def test_the_first_byte_may_take_longer_than_the_idle_timeout():
 
 
 @pytest.mark.parametrize("version", ["2023-06-01", None])
-async def test_upstream_stalling_mid_stream_ends_with_a_timeout_error(version):
+async def test_upstream_stalling_mid_stream_ends_with_a_timeout_error(version: str | None) -> None:
     """A stream whose upstream goes silent past read_timeout ends with a timeout error,
     in both formats, after the text already sent."""
     upstream = gated_upstream()
@@ -180,7 +187,7 @@ async def test_upstream_stalling_mid_stream_ends_with_a_timeout_error(version):
     assert response.text.endswith("data: [DONE]\n\n") is (version is None)
 
 
-async def test_completed_streams_are_not_logged_as_disconnects(stack):
+async def test_completed_streams_are_not_logged_as_disconnects(stack: Build) -> None:
     """Regression: a stream read to its end was logged as client_disconnected."""
     bridge, upstream = await stack()
     upstream.gate.set()
@@ -197,12 +204,12 @@ async def test_completed_streams_are_not_logged_as_disconnects(stack):
     assert [line["client_disconnected"] for line in lines] == [False, False]
 
 
-async def test_no_cookie_jar_between_callers_on_the_real_transport():
+async def test_no_cookie_jar_between_callers_on_the_real_transport() -> None:
     """Regression: aiohttp's session kept a cookie jar (for host names, not addresses),
     so a cookie the upstream set for one caller went upstream with the next caller's."""
-    seen = []
+    seen: list[bytes | None] = []
 
-    async def upstream(scope, receive, send):
+    async def upstream(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         seen.append(dict(scope["headers"]).get(b"cookie"))
@@ -219,12 +226,12 @@ async def test_no_cookie_jar_between_callers_on_the_real_transport():
     assert seen == [None, None]
 
 
-async def test_the_real_transport_adds_no_headers_the_client_did_not_send():
+async def test_the_real_transport_adds_no_headers_the_client_did_not_send() -> None:
     """aiohttp would add `accept-encoding: gzip, deflate` (then a client that cannot
     decode gets gzip) and its own user agent; the bridge sends neither."""
-    seen = []
+    seen: list[set[bytes]] = []
 
-    async def upstream(scope, receive, send):
+    async def upstream(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         seen.append({name for name, _ in scope["headers"]})
