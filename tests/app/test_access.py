@@ -3,18 +3,21 @@ the upstream host that no request can change."""
 
 import asyncio
 import hashlib
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from proxy.cli import main
 from proxy.config.access import Access, presented_key, read_secret
 from proxy.config.settings import ConfigError, Settings, apply
 from proxy.edge.app import create_app
 from tests.fakes.factories import legacy_body, message
-from tests.fakes.loopback import loopback, running
+from tests.fakes.loopback import Handler, loopback, running
 from tests.fakes.servers import serving
 
 ISSUED = "cb-issued-key-one"
@@ -32,11 +35,13 @@ V2 = {"anthropic-version": "2023-06-01"}
         ([], None),
     ],
 )
-def test_the_presented_key_is_x_api_key_then_bearer(headers, key):
+def test_the_presented_key_is_x_api_key_then_bearer(
+    headers: list[tuple[bytes, bytes]], key: bytes | None
+) -> None:
     assert presented_key(headers) == key
 
 
-def test_secret_references_read_the_environment_or_a_file(tmp_path):
+def test_secret_references_read_the_environment_or_a_file(tmp_path: Path) -> None:
     (tmp_path / "k").write_text(" s3cret \n")
     assert read_secret("env:K", {"K": "v "}, "upstream_key") == "v"
     assert read_secret(f"file:{tmp_path / 'k'}", {}, "upstream_key") == "s3cret"
@@ -47,18 +52,18 @@ def test_secret_references_read_the_environment_or_a_file(tmp_path):
 
 
 @pytest.mark.parametrize("value", ["sk-ant-api03-literal", "env:", "vault:x", "file"])
-def test_config_takes_references_never_the_key_itself(value):
+def test_config_takes_references_never_the_key_itself(value: str) -> None:
     with pytest.raises(ConfigError, match="expected env:NAME or file:PATH"):
         apply(Settings(), {"upstream_key": value}, str)
 
 
-def keys_file(tmp_path, text):
+def keys_file(tmp_path: Path, text: str) -> Settings:
     path = tmp_path / "client-keys"
     path.write_text(text)
     return Settings(upstream_url="http://upstream.test", client_keys=f"file:{path}")
 
 
-def test_keys_file_takes_keys_and_digests_and_comments(tmp_path):
+def test_keys_file_takes_keys_and_digests_and_comments(tmp_path: Path) -> None:
     digest = hashlib.sha256(b"cb-two").hexdigest()
     settings = keys_file(tmp_path, f"# issued 2026-11\n{ISSUED}\nsha256:{digest}, cb-three\n")
     access = Access.load(settings, {})
@@ -73,13 +78,13 @@ def test_keys_file_takes_keys_and_digests_and_comments(tmp_path):
     ("text", "message"),
     [("# nothing\n", "no keys in it"), ("sha256:abcd\n", "not 64 hex digits")],
 )
-def test_a_keys_file_that_admits_nobody_is_refused(tmp_path, text, message):
+def test_a_keys_file_that_admits_nobody_is_refused(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Access.load(keys_file(tmp_path, text), {})
 
 
 class Recorder:
-    def __init__(self):
+    def __init__(self) -> None:
         self.requests: list[httpx.Request] = []
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -91,7 +96,9 @@ class Recorder:
 
 
 @asynccontextmanager
-async def client_for(settings, upstream, environ=None):
+async def client_for(
+    settings: Settings, upstream: Handler, environ: Mapping[str, str] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
     async with loopback(upstream) as url:
         app = create_app(replace(settings, upstream_url=url), environ=environ)
         transport = httpx.ASGITransport(app=app)
@@ -99,7 +106,7 @@ async def client_for(settings, upstream, environ=None):
             yield c
 
 
-async def test_the_allow_list_admits_issued_keys_and_spends_the_bridge_key(tmp_path):
+async def test_the_allow_list_admits_issued_keys_and_spends_the_bridge_key(tmp_path: Path) -> None:
     """A shared bridge: only bridge-issued keys pass, on every path but health; the
     upstream sees the bridge's key, never the caller's."""
     settings = keys_file(tmp_path, ISSUED + "\n")
@@ -131,7 +138,7 @@ async def test_the_allow_list_admits_issued_keys_and_spends_the_bridge_key(tmp_p
         assert "authorization" not in sent.headers
 
 
-async def test_a_sidecar_key_replaces_whatever_the_app_sends(tmp_path):
+async def test_a_sidecar_key_replaces_whatever_the_app_sends(tmp_path: Path) -> None:
     """Without an allow-list the bridge admits anyone and still spends its own key."""
     key_file = tmp_path / "key"
     key_file.write_text(UPSTREAM_KEY + "\n")
@@ -145,7 +152,9 @@ async def test_a_sidecar_key_replaces_whatever_the_app_sends(tmp_path):
     assert upstream.requests[0].headers["x-api-key"] == UPSTREAM_KEY
 
 
-def test_serve_refuses_to_start_when_a_secret_is_missing(capsys):
+def test_serve_refuses_to_start_when_a_secret_is_missing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     environ = {"BRIDGE_UPSTREAM_KEY": "env:ANTHROPIC_API_KEY", "BRIDGE_LOG_FORMAT": "console"}
     code = main(["serve"], environ)
     assert code == 2
@@ -157,10 +166,10 @@ def test_serve_refuses_to_start_when_a_secret_is_missing(capsys):
 class Seen:
     """A loopback upstream that records each request's target and Host header."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.requests: list[tuple[bytes, bytes]] = []
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         host = dict(scope["headers"]).get(b"host", b"")
@@ -173,15 +182,15 @@ class Seen:
     "target",
     [b"//evil.test/v1/models", b"http://evil.test/v1/models", b"/v1/models?u=http://evil.test"],
 )
-async def test_no_request_target_or_host_header_moves_the_upstream(target):
+async def test_no_request_target_or_host_header_moves_the_upstream(target: bytes) -> None:
     """Whatever the request line or Host says, the call goes to the configured upstream."""
     upstream = Seen()
     async with (
         serving(upstream) as upstream_url,
         serving(create_app(Settings(upstream_url=upstream_url))) as bridge_url,
     ):
-        host, port = bridge_url.removeprefix("http://").split(":")
-        reader, writer = await asyncio.open_connection(host, int(port))
+        bridge_host, port = bridge_url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(bridge_host, int(port))
         writer.write(
             b"GET " + target + b" HTTP/1.1\r\nhost: evil.test\r\nconnection: close\r\n\r\n"
         )
