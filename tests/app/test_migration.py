@@ -6,12 +6,15 @@ import asyncio
 import gzip
 import hashlib
 import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from contextlib import AsyncExitStack
 from dataclasses import replace
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 from structlog.testing import capture_logs
 
 from proxy.config.settings import Settings, check_value
@@ -80,17 +83,26 @@ class Upstream:
         ]
 
 
-def settings_with(*routes, **settings) -> Settings:
+def settings_with(*routes: dict[str, Any], **settings: Any) -> Settings:
     return replace(Settings(**settings), routes=parse_routes(list(routes), check_value))
 
 
+# The `bridge` fixture: make(settings, upstream=None, environ=None) -> (client of the app,
+# its upstream, the app).
+MakeBridge = Callable[..., Awaitable[tuple[httpx.AsyncClient, Upstream, Starlette]]]
+
+
 @pytest.fixture
-async def bridge():
+async def bridge() -> AsyncIterator[MakeBridge]:
     """The app on `settings`, each upstream host it names (`http://main`, `http://new`)
     served by `upstream` on a loopback of its own."""
     async with AsyncExitStack() as stack:
 
-        async def make(settings: Settings, upstream: Upstream | None = None, environ=None):
+        async def make(
+            settings: Settings,
+            upstream: Upstream | None = None,
+            environ: Mapping[str, str] | None = None,
+        ) -> tuple[httpx.AsyncClient, Upstream, Starlette]:
             upstream = upstream or Upstream()
             urls: dict[str, str] = {}
 
@@ -100,18 +112,22 @@ async def bridge():
                     urls[host] = await stack.enter_async_context(loopback(upstream, host))
                 return urls[host]
 
-            async def arm(arm: Arm | None) -> Arm | None:
-                if arm is None or "upstream_url" not in arm.overrides:
+            async def arm(arm: Arm) -> Arm:
+                if "upstream_url" not in arm.overrides:
                     return arm
                 url = await served(arm.overrides["upstream_url"])
                 return replace(arm, overrides={**arm.overrides, "upstream_url": url})
 
-            routes = [
-                replace(
-                    route, primary=await arm(route.primary), secondary=await arm(route.secondary)
-                )
-                for route in settings.routes
-            ]
+            routes = tuple(
+                [
+                    replace(
+                        route,
+                        primary=await arm(route.primary),
+                        secondary=await arm(route.secondary) if route.secondary else None,
+                    )
+                    for route in settings.routes
+                ]
+            )
             url = await served(settings.upstream_url)
             app = create_app(replace(settings, upstream_url=url, routes=routes), environ=environ)
             await stack.enter_async_context(running(app))
@@ -123,11 +139,11 @@ async def bridge():
         yield make
 
 
-def completes(logs):
+def completes(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
     return [line for line in logs if line["event"] == "complete"]
 
 
-async def test_no_routes_translates_and_logs_route_arm_mode_caller(bridge):
+async def test_no_routes_translates_and_logs_route_arm_mode_caller(bridge: MakeBridge) -> None:
     client, upstream, _ = await bridge(Settings(upstream_url="http://main"))
     with capture_logs() as logs:
         response = await client.post("/v1/complete", json=legacy_body(), headers=V2)
@@ -139,7 +155,7 @@ async def test_no_routes_translates_and_logs_route_arm_mode_caller(bridge):
     assert KEY not in json.dumps(logs)
 
 
-async def test_passthrough_sends_the_legacy_call_unchanged(bridge):
+async def test_passthrough_sends_the_legacy_call_unchanged(bridge: MakeBridge) -> None:
     """The body byte for byte, to /v1/complete, with the client's key and version; the
     answer relayed as it came."""
     route = {"name": "legacy", "mode": "passthrough", "upstream_url": "http://legacy"}
@@ -159,7 +175,7 @@ async def test_passthrough_sends_the_legacy_call_unchanged(bridge):
     assert line["legacy_model"] == "claude-2.1"
 
 
-async def test_passthrough_model_override_and_arm_key(bridge):
+async def test_passthrough_model_override_and_arm_key(bridge: MakeBridge) -> None:
     route = {
         "name": "legacy",
         "mode": "passthrough",
@@ -177,7 +193,7 @@ async def test_passthrough_model_override_and_arm_key(bridge):
     assert sent.headers["x-api-key"] == "sk-ant-bridge-held"
 
 
-async def test_translate_route_overrides_model_and_upstream(bridge):
+async def test_translate_route_overrides_model_and_upstream(bridge: MakeBridge) -> None:
     route = {"name": "opus", "match": {"model": "claude-2*"}, "model": "claude-opus-5",
              "upstream_url": "http://other"}  # fmt: skip
     client, upstream, _ = await bridge(settings_with(route, upstream_url="http://main"))
@@ -189,7 +205,7 @@ async def test_translate_route_overrides_model_and_upstream(bridge):
     assert upstream.calls()[-1].url.host == "main"
 
 
-async def test_route_body_limit(bridge):
+async def test_route_body_limit(bridge: MakeBridge) -> None:
     """A route's max_body_bytes holds its calls; others keep the global limit."""
     small = {"name": "small", "match": {"model": "tiny"}, "max_body_bytes": 2048}
     client, _, _ = await bridge(settings_with(small))
@@ -203,10 +219,10 @@ async def test_route_body_limit(bridge):
     assert fine.status_code == 200
 
 
-async def test_canary_sends_the_callers_share_to_the_secondary(bridge):
+async def test_canary_sends_the_callers_share_to_the_secondary(bridge: MakeBridge) -> None:
     client, upstream, _ = await bridge(settings_with(CANARY_ROUTE))
     keys = [f"sk-ant-caller-{n}" for n in range(60)]
-    arms = {}
+    arms: dict[str, set[tuple[str, str]]] = {}
     with capture_logs() as logs:
         for key in keys * 2:  # each caller twice: the same arm both times
             headers = {**V2, "x-api-key": key}
@@ -216,23 +232,28 @@ async def test_canary_sends_the_callers_share_to_the_secondary(bridge):
         arms.setdefault(line["caller"], set()).add((line["arm"], line["mode"]))
     assert all(len(seen) == 1 for seen in arms.values())  # sticky
     secondary = {c for c, seen in arms.items() if seen == {("secondary", "translate")}}
-    expected = {
-        fingerprint(k.encode()) for k in keys if bucket("canary", fingerprint(k.encode())) < 30
-    }
+    expected = {caller(k) for k in keys if bucket("canary", caller(k)) < 30}
     assert secondary == expected and 0 < len(secondary) < len(keys)
     assert len(upstream.calls(host="new")) == 2 * len(secondary)
     assert len(upstream.calls(host="legacy")) == 2 * (len(keys) - len(secondary))
 
 
+def caller(key: str) -> str:
+    """The caller name the bridge logs for `key`."""
+    name = fingerprint(key.encode())
+    assert name is not None  # only a missing key has none
+    return name
+
+
 SHADOW = {**CANARY_ROUTE, "name": "shadow", "mode": "shadow", "percent": 100}
 
 
-async def shadows_done(app):
+async def shadows_done(app: Starlette) -> None:
     await asyncio.gather(*app.state.bridge.shadows.pending)
 
 
 @pytest.mark.parametrize("stream", [False, True])
-async def test_shadow_compares_in_the_background(bridge, stream):
+async def test_shadow_compares_in_the_background(bridge: MakeBridge, stream: bool) -> None:
     """The primary (legacy pass-through) answers; the translation is asked the same in
     the background and the two compared in a `shadow` line."""
     client, upstream, app = await bridge(settings_with(SHADOW))
@@ -251,7 +272,7 @@ async def test_shadow_compares_in_the_background(bridge, stream):
     assert json.loads(asked.content).get("stream") in (None, False)  # whole, even for a stream
 
 
-async def test_shadow_differences_are_reported(bridge):
+async def test_shadow_differences_are_reported(bridge: MakeBridge) -> None:
     client, _, app = await bridge(settings_with(SHADOW), Upstream(text="light SCATTERS\nblue."))
     with capture_logs() as logs:
         await client.post("/v1/complete", json=legacy_body(), headers=V2)
@@ -260,7 +281,7 @@ async def test_shadow_differences_are_reported(bridge):
     assert not shadow["exact_match"] and shadow["normalised_match"]
 
 
-async def test_a_failing_or_slow_shadow_never_touches_the_primary(bridge):
+async def test_a_failing_or_slow_shadow_never_touches_the_primary(bridge: MakeBridge) -> None:
     """The secondary answers 529 after a delay: the client's answer came before, right;
     the shadow line records the failure."""
     upstream = Upstream()
@@ -276,7 +297,7 @@ async def test_a_failing_or_slow_shadow_never_touches_the_primary(bridge):
     assert shadow["exact_match"] is None  # not compared
 
 
-async def test_no_shadow_when_the_primary_failed(bridge):
+async def test_no_shadow_when_the_primary_failed(bridge: MakeBridge) -> None:
     upstream = Upstream()
     upstream.fail_hosts.add("legacy")
     client, _, app = await bridge(settings_with(SHADOW), upstream)
@@ -288,7 +309,7 @@ async def test_no_shadow_when_the_primary_failed(bridge):
     assert not upstream.calls(host="new")
 
 
-async def test_the_kill_switch_sends_everything_one_way(bridge):
+async def test_the_kill_switch_sends_everything_one_way(bridge: MakeBridge) -> None:
     settings = replace(settings_with(CANARY_ROUTE, SHADOW), force_mode="passthrough")
     client, upstream, _ = await bridge(settings)
     with capture_logs() as logs:
@@ -301,7 +322,7 @@ async def test_the_kill_switch_sends_everything_one_way(bridge):
     assert len(upstream.calls(path="/v1/complete")) == 10
 
 
-async def test_metrics_are_labelled_by_route_and_arm(bridge):
+async def test_metrics_are_labelled_by_route_and_arm(bridge: MakeBridge) -> None:
     client, _, _ = await bridge(settings_with(CANARY_ROUTE))
     for n in range(20):
         await client.post("/v1/complete", json=legacy_body(), headers={**V2, "x-api-key": f"k{n}"})
@@ -309,12 +330,12 @@ async def test_metrics_are_labelled_by_route_and_arm(bridge):
     assert 'route="canary"' in text and 'arm="secondary"' in text and 'mode="passthrough"' in text
 
 
-async def test_shadow_reads_a_compressed_primary(bridge):
+async def test_shadow_reads_a_compressed_primary(bridge: MakeBridge) -> None:
     """Legacy SDKs ask for gzip; the legacy endpoint's gzipped answer goes to the client
     as it came, and is still read for the comparison."""
 
     class Gzipping(Upstream):
-        async def __call__(self, request):
+        async def __call__(self, request: httpx.Request) -> httpx.Response:
             response = await super().__call__(request)
             if request.url.path != "/v1/complete":
                 return response
@@ -333,7 +354,7 @@ async def test_shadow_reads_a_compressed_primary(bridge):
     assert shadow["exact_match"] and shadow["stop_match"]
 
 
-async def test_a_call_refused_before_routing_is_logged_unrouted(bridge):
+async def test_a_call_refused_before_routing_is_logged_unrouted(bridge: MakeBridge) -> None:
     client, _, _ = await bridge(settings_with(CANARY_ROUTE))
     with capture_logs() as logs:
         response = await client.post("/v1/complete", content=b"{not json", headers=V2)
