@@ -104,7 +104,9 @@ async def _read_request(reader: asyncio.StreamReader, base: str) -> httpx.Reques
     else:
         body = await reader.readexactly(int(fields.get(b"content-length", b"0")))
     url = base + target.decode("latin-1")
-    return httpx.Request(method.decode(), url, headers=headers, stream=httpx.ByteStream(body))
+    request = httpx.Request(method.decode(), url, headers=headers, stream=httpx.ByteStream(body))
+    request.read()  # `content` is there, as on a request a client sent
+    return request
 
 
 async def _write_response(

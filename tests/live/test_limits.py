@@ -25,6 +25,7 @@ from proxy.config.settings import Settings
 from proxy.edge.app import create_app
 from proxy.edge.limits import MAX_HEAD_BYTES, MAX_HEADER_FIELDS, BoundedHttpToolsProtocol
 from tests.fakes.factories import legacy_body, message
+from tests.fakes.loopback import loopback, running
 from tests.fakes.raw_client import BOUND, Connection, head
 from tests.fakes.servers import bridge_process, serving
 from tests.fakes.upstream import FakeUpstream
@@ -303,28 +304,29 @@ async def test_body_over_the_limit_is_never_buffered(process):
 async def test_the_app_stops_reading_a_body_at_the_limit(path):
     """In the app itself: of an endless body, it reads up to the limit and one message
     more, then answers 413 (legacy or pass-through alike)."""
-    app = create_app(Settings(max_body_bytes=LIMIT), transport=httpx.MockTransport(ok))
-    received = 0
-    sent: list[dict] = []
+    async with loopback(ok) as url:
+        app = create_app(Settings(upstream_url=url, max_body_bytes=LIMIT))
+        received = 0
+        sent: list[dict] = []
 
-    async def receive() -> dict:
-        nonlocal received
-        received += 1
-        return {"type": "http.request", "body": b"a" * 1024, "more_body": True}
+        async def receive() -> dict:
+            nonlocal received
+            received += 1
+            return {"type": "http.request", "body": b"a" * 1024, "more_body": True}
 
-    async def send(message: dict) -> None:
-        sent.append(message)
+        async def send(message: dict) -> None:
+            sent.append(message)
 
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"transfer-encoding", b"chunked"), (b"x-api-key", KEY.encode())],
-    }
-    async with asyncio.timeout(BOUND):
-        await app(scope, receive, send)
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "headers": [(b"transfer-encoding", b"chunked"), (b"x-api-key", KEY.encode())],
+        }
+        async with running(app), asyncio.timeout(BOUND):
+            await app(scope, receive, send)
     assert sent[0]["status"] == 413
     assert received == LIMIT // 1024 + 1
 

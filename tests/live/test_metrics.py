@@ -16,6 +16,7 @@ from proxy.obs.metrics import MAX_ROUTES, Metrics
 from proxy.obs.record import CompleteRecord, PassthroughRecord, ShadowRecord
 from proxy.rollout.route_tables import parse_routes
 from tests.fakes.factories import CANARY_ROUTE, legacy_body, message
+from tests.fakes.loopback import loopback, running
 from tests.fakes.servers import bridge_process, serving
 from tests.fakes.sse import event as sse_event
 from tests.fakes.upstream import FakeUpstream
@@ -364,25 +365,28 @@ async def test_metrics_endpoint_counts_what_the_app_served(tmp_path) -> None:
     """After an OK call, a stream, an upstream 529, a bad prompt and a pass-through call,
     GET /metrics (with a client key: keys are required) shows each of them."""
     (tmp_path / "keys").write_text("sk-ant-test\n")
-    settings = Settings(
-        upstream_url="http://upstream.test", client_keys=f"file:{tmp_path / 'keys'}"
-    )
-    app = create_app(settings, transport=httpx.MockTransport(scripted))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as client:
-        calls = [
-            legacy_body(tags={"team": "a"}),
-            legacy_body(stream=True),
-            legacy_body(prompt="\n\nHuman: overload\n\nAssistant:"),
-            legacy_body(prompt="no turns at all"),
-        ]
-        statuses = [
-            (await client.post("/v1/complete", json=body, headers=V2)).status_code for body in calls
-        ]
-        assert statuses == [200, 200, 529, 400]
-        assert (await client.get("/v1/models", headers=V2)).status_code == 200
-        assert (await client.get("/v1/models")).status_code == 401
-        response = await client.get("/metrics", headers=V2)
+    async with loopback(scripted) as url:
+        settings = Settings(upstream_url=url, client_keys=f"file:{tmp_path / 'keys'}")
+        app = create_app(settings)
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            running(app),
+            httpx.AsyncClient(transport=transport, base_url="http://bridge") as client,
+        ):
+            calls = [
+                legacy_body(tags={"team": "a"}),
+                legacy_body(stream=True),
+                legacy_body(prompt="\n\nHuman: overload\n\nAssistant:"),
+                legacy_body(prompt="no turns at all"),
+            ]
+            statuses = [
+                (await client.post("/v1/complete", json=body, headers=V2)).status_code
+                for body in calls
+            ]
+            assert statuses == [200, 200, 529, 400]
+            assert (await client.get("/v1/models", headers=V2)).status_code == 200
+            assert (await client.get("/v1/models")).status_code == 401
+            response = await client.get("/metrics", headers=V2)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=")
     s = scrape(response.text)
@@ -435,17 +439,20 @@ async def test_a_fresh_bridge_serves_zero_series_for_its_routes_and_adds_them_on
     """Before any call, GET /metrics shows the configured route's series at 0 and both
     reload results at 0; a reload that names a new route adds its series (at 0) and
     counts itself."""
-    first = replace(
-        Settings(upstream_url="http://upstream.test"),
-        routes=parse_routes([CANARY_ROUTE], check_value),
-    )
-    second = replace(first, routes=parse_routes([SHADOW], check_value))
-    app = create_app(first, transport=httpx.MockTransport(scripted), reload=lambda: second)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as client:
-        before = scrape((await client.get("/metrics")).text)
-        assert app.state.reloader.reload("test")
-        after = scrape((await client.get("/metrics")).text)
+    async with loopback(scripted) as url:
+        first = replace(
+            Settings(upstream_url=url), routes=parse_routes([CANARY_ROUTE], check_value)
+        )
+        second = replace(first, routes=parse_routes([SHADOW], check_value))
+        app = create_app(first, reload=lambda: second)
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            running(app),
+            httpx.AsyncClient(transport=transport, base_url="http://bridge") as client,
+        ):
+            before = scrape((await client.get("/metrics")).text)
+            assert app.state.reloader.reload("test")
+            after = scrape((await client.get("/metrics")).text)
     requests = {"mode": "translate", "format": "v1", "stream": "true", "status": "200"}
     canary = {"route": "canary", "arm": "secondary", **requests}
     assert ("complete_bridge_requests_total", frozenset(canary.items())) in before
