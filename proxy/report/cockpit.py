@@ -72,14 +72,13 @@ def _costs(tally: Tally, report: Report, config: ReportConfig) -> None:
         _cost_row("arm", f"{name} / {arm}", tally.routes[(name, arm)].usage, config)
         for name, arm in sorted(tally.routes)
     ]
-    for model in sorted(tally.usage.by_model):
-        usage = Usage({model: tally.usage.by_model[model]})
+    every = _merged(tally, None)
+    for model in sorted(every.by_model):
+        usage = Usage({model: every.by_model[model]})
         rows.append(_cost_row("model", model, usage, config))
-    if tally.usage.untokened:
+    if every.untokened:
         rows.append(
-            _cost_row(
-                "model", "(pass-through: no tokens)", Usage({}, tally.usage.untokened), config
-            )
+            _cost_row("model", "(pass-through: no tokens)", Usage({}, every.untokened), config)
         )
     rows += [
         _cost_row("caller", c.caller, tally.callers[c.caller].usage, config) for c in report.callers
@@ -91,10 +90,11 @@ def _route_names(tally: Tally) -> list[str]:
     return sorted({name for name, _ in tally.routes})
 
 
-def _merged(tally: Tally, name: str) -> Usage:
+def _merged(tally: Tally, name: str | None) -> Usage:
+    """The usage of route `name`'s arms together (None: of every route)."""
     merged = Usage()
     for (route, _), r in sorted(tally.routes.items()):
-        if route != name:
+        if name is not None and route != name:
             continue
         merged.untokened += r.usage.untokened
         for model, (calls, i, o) in r.usage.by_model.items():

@@ -22,13 +22,19 @@ class Quantiles:
 
     def add(self, value: float) -> None:
         self.count += 1
-        self._sorted = None
-        self.low, self.high = min(self.low, value), max(self.high, value)
-        self.buckets[self._bucket(value)] += 1
         if self.exact is not None:
             self.exact.append(value)
-            if len(self.exact) > EXACT_SAMPLES:
+            self._sorted = None
+            if len(self.exact) > EXACT_SAMPLES:  # from now on, the histogram
+                for kept in self.exact:
+                    self._count(kept)
                 self.exact = None
+            return
+        self._count(value)
+
+    def _count(self, value: float) -> None:
+        self.low, self.high = min(self.low, value), max(self.high, value)
+        self.buckets[self._bucket(value)] += 1
 
     @staticmethod
     def _bucket(value: float) -> int:

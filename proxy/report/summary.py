@@ -34,6 +34,7 @@ def _rate(part: int, whole: int) -> float | None:
 def rank(tally: Tally, top: int) -> Report:
     """The tally as a Report: rows ranked by count (ties by name); callers, models and
     adaptations cut at `top`."""
+    tally.finish()
     report, totals = tally.report, tally.report.totals
     report.events = dict(tally.events.most_common())
     report.first, report.last = iso(tally.first), iso(tally.last)

@@ -1,11 +1,17 @@
 """The tally: per-caller, per-model, per-route-and-arm, per-adaptation, per-shadow-route
 and per-day counts and token usage, fed one usable `complete` or `shadow` log line at a
-time, and the `config.applied` lines as they come."""
+time, and the `config.applied` lines as they come.
+
+A million lines must tally in seconds: a `complete` line is counted once, in the cell of
+its caller, legacy model, upstream model, route, arm and mode (plus its route's timings,
+its day and its adaptations); `finish` folds the cells into callers, models and routes.
+Memory grows with the number of distinct cells, never with the number of lines."""
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from proxy.obs.record import adaptation_label, call_failed
 from proxy.report.quantiles import Quantiles
@@ -16,8 +22,40 @@ NO_KEY = "(no key)"
 UNKNOWN = "(unknown)"  # a request refused before its model was read
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _entry(table: dict[K, V], key: K, make: Callable[[], V]) -> V:
+    """`table[key]`, made first if missing (setdefault would make one every time)."""
+    entry = table.get(key)
+    if entry is None:
+        entry = table[key] = make()
+    return entry
+
+
 def _str(value: object, default: str) -> str:
     return value if isinstance(value, str) and value else default
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    return a if b is None or (a is not None and a > b) else b
+
+
+Cell = tuple[str, str, str | None, str, str, str]  # caller, legacy, upstream, route, arm, mode
+
+
+@dataclass(slots=True)
+class _Count:
+    requests: int = 0
+    errors: int = 0
+    hangups: int = 0
+    streams: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    tokened: int = 0  # calls with token counts
+    adapted: int = 0
+    last: datetime | None = None
 
 
 @dataclass
@@ -81,80 +119,109 @@ class Tally:
         self.events: Counter[str] = Counter()
         self.first: datetime | None = None
         self.last: datetime | None = None
+        self.cells: dict[Cell, _Count] = {}
+        self.timings: dict[tuple[str, str], tuple[Quantiles, Quantiles]] = {}
         self.callers: dict[str, _Caller] = {}
         self.models: dict[str, _Model] = {}
         self.routes: dict[tuple[str, str], _Route] = {}
         self.adaptations: dict[str, _Adaptation] = {}
         self.shadows: dict[str, _Shadow] = {}
         self.days: dict[date, list[int]] = {}
-        self.usage = Usage()  # by upstream model, every call
         self.configs: list[tuple[datetime | None, dict[str, Any]]] = []  # config.applied
 
     def complete(self, line: dict[str, Any], moment: datetime | None) -> None:
-        totals = self.report.totals
-        status = line.get("status")
-        hangup = status is None or line.get("client_disconnected") is True
-        failed = call_failed(status, line.get("error_type"), hangup)
-        caller_key = _str(line.get("caller"), NO_KEY)
-        model_key = _str(line.get("legacy_model"), UNKNOWN)
-        totals.requests += 1
-        totals.errors += failed
-        totals.hangups += hangup
-        totals.streams += line.get("stream") is True
-        totals.input_tokens += line.get("input_tokens") or 0
-        totals.output_tokens += line.get("output_tokens") or 0
-        tokens = (line.get("upstream_model"), line.get("input_tokens"), line.get("output_tokens"))
-        self.usage.add(*tokens)
-        adaptations = {adaptation_label(a) for a in line.get("adaptations") or ()}
-
-        caller = self.callers.setdefault(caller_key, _Caller())
-        caller.requests += 1
-        caller.errors += failed
-        caller.models[model_key] += 1
-        if moment is not None and (caller.last is None or moment > caller.last):
-            caller.last = moment
-        caller.usage.add(*tokens)
-        caller.adaptations.update(adaptations)
-
-        model = self.models.setdefault(model_key, _Model())
-        model.requests += 1
-        model.errors += failed
-        model.callers.add(caller_key)
-        if upstream := line.get("upstream_model"):
-            model.upstream[upstream] += 1
-
-        key = (_str(line.get("route"), "default"), _str(line.get("arm"), "primary"))
-        route = self.routes.setdefault(key, _Route())
-        route.requests += 1
-        route.errors += failed
-        route.hangups += hangup
-        mode = _str(line.get("mode"), "translate")
-        route.modes.add(mode)
-        caller.served[(*key, mode)] += 1
-        route.usage.add(*tokens)
-        route.adapted += bool(adaptations)
-        if upstream:
-            route.upstream[upstream] += 1
-        if moment is not None and (route.last is None or moment > route.last):
-            route.last = moment
-        if (duration := line.get("duration_ms")) is not None:
-            route.duration.add(float(duration))
-        if (ttfb := line.get("ttfb_ms")) is not None:
-            route.ttfb.add(float(ttfb))
-
-        for kind in adaptations:
-            adaptation = self.adaptations.setdefault(kind, _Adaptation())
-            adaptation.requests += 1
-            adaptation.models[model_key] += 1
-            adaptation.callers[caller_key] += 1
-
+        """Count one call (every value's type was checked by lines.usable; an empty
+        text is not known)."""
+        get = line.get
+        status = get("status")
+        hangup = status is None or get("client_disconnected") is True
+        failed = call_failed(status, get("error_type"), hangup)
+        caller, legacy = get("caller") or NO_KEY, get("legacy_model") or UNKNOWN
+        route, arm = get("route") or "default", get("arm") or "primary"
+        key = (
+            caller,
+            legacy,
+            get("upstream_model") or None,
+            route,
+            arm,
+            get("mode") or "translate",
+        )
+        count = self.cells.get(key)
+        if count is None:
+            count = self.cells[key] = _Count()
+        count.requests += 1
+        count.errors += failed
+        count.hangups += hangup
+        count.streams += get("stream") is True
+        input_tokens, output_tokens = get("input_tokens"), get("output_tokens")
+        if input_tokens is not None or output_tokens is not None:
+            count.tokened += 1
+            count.input_tokens += input_tokens or 0
+            count.output_tokens += output_tokens or 0
         if moment is not None:
-            day = self.days.setdefault(moment.date(), [0, 0])
+            if count.last is None or moment > count.last:
+                count.last = moment
+            day = self.days.get(moment.date())
+            if day is None:
+                day = self.days[moment.date()] = [0, 0]
             day[0] += 1
             day[1] += failed
+        timings = self.timings.get((route, arm))
+        if timings is None:
+            timings = self.timings[(route, arm)] = (Quantiles(), Quantiles())
+        if (duration := get("duration_ms")) is not None:
+            timings[0].add(duration)
+        if (ttfb := get("ttfb_ms")) is not None:
+            timings[1].add(ttfb)
+        if logged := get("adaptations"):
+            count.adapted += 1
+            for kind in {adaptation_label(a) for a in logged}:
+                adaptation = _entry(self.adaptations, kind, _Adaptation)
+                adaptation.requests += 1
+                adaptation.models[legacy] += 1
+                adaptation.callers[caller] += 1
+
+    def finish(self) -> None:
+        """Fold the cells into totals, callers, models and routes (once, at the end)."""
+        totals = self.report.totals
+        for (caller_key, legacy, upstream, route_key, arm, mode), n in self.cells.items():
+            totals.requests += n.requests
+            totals.errors += n.errors
+            totals.hangups += n.hangups
+            totals.streams += n.streams
+            totals.input_tokens += n.input_tokens
+            totals.output_tokens += n.output_tokens
+            caller = _entry(self.callers, caller_key, _Caller)
+            caller.requests += n.requests
+            caller.errors += n.errors
+            caller.models[legacy] += n.requests
+            caller.last = _later(caller.last, n.last)
+            caller.served[(route_key, arm, mode)] += n.requests
+            model = _entry(self.models, legacy, _Model)
+            model.requests += n.requests
+            model.errors += n.errors
+            model.callers.add(caller_key)
+            route = _entry(self.routes, (route_key, arm), _Route)
+            route.requests += n.requests
+            route.errors += n.errors
+            route.hangups += n.hangups
+            route.modes.add(mode)
+            route.adapted += n.adapted
+            route.last = _later(route.last, n.last)
+            if upstream:
+                model.upstream[upstream] += n.requests
+                route.upstream[upstream] += n.requests
+            for usage in (caller.usage, route.usage):
+                usage.count(upstream, n.tokened, n.input_tokens, n.output_tokens)
+                usage.untokened += n.requests - n.tokened
+        for key, (duration, ttfb) in self.timings.items():
+            self.routes[key].duration, self.routes[key].ttfb = duration, ttfb
+        for kind, adaptation in self.adaptations.items():
+            for caller_key, calls in adaptation.callers.items():
+                self.callers[caller_key].adaptations[kind] = calls
 
     def shadow(self, line: dict[str, Any]) -> None:
-        shadow = self.shadows.setdefault(_str(line.get("route"), "default"), _Shadow())
+        shadow = _entry(self.shadows, _str(line.get("route"), "default"), _Shadow)
         if line.get("skipped") is True:
             shadow.skipped += 1
             return

@@ -14,15 +14,14 @@ class Usage:
     by_model: dict[str, list[int]] = field(default_factory=dict)  # [calls, input, output]
     untokened: int = 0  # calls without token counts
 
-    def add(self, model: object, input_tokens: int | None, output_tokens: int | None) -> None:
-        if input_tokens is None and output_tokens is None:
-            self.untokened += 1
+    def count(self, model: str | None, calls: int, input_tokens: int, output_tokens: int) -> None:
+        """`calls` calls with token counts on `model`, their tokens summed."""
+        if not calls:
             return
-        name = model if isinstance(model, str) and model else NO_MODEL
-        row = self.by_model.setdefault(name, [0, 0, 0])
-        row[0] += 1
-        row[1] += input_tokens or 0
-        row[2] += output_tokens or 0
+        row = self.by_model.setdefault(model or NO_MODEL, [0, 0, 0])
+        row[0] += calls
+        row[1] += input_tokens
+        row[2] += output_tokens
 
     def tokened(self) -> tuple[int, int, int]:
         """Calls with token counts, and their input and output tokens."""
