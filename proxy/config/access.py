@@ -72,10 +72,34 @@ def _digests(text: str) -> tuple[bytes, ...]:
     return tuple(digests)
 
 
+def _aws_keys(text: str) -> dict[str, str]:
+    """`ACCESS_KEY_ID SECRET` pairs, one a line (or `ID:SECRET`); # starts a comment."""
+    keys = {}
+    for line in text.splitlines():
+        words = line.replace(":", " ", 1).split()
+        if not words or words[0].startswith("#"):
+            continue
+        if len(words) != 2:
+            raise ConfigError(
+                "bedrock_access_keys: each line must be an access key id and its secret",
+                ("bedrock_access_keys",),
+            )
+        keys[words[0]] = words[1]
+    if not keys:
+        raise ConfigError("bedrock_access_keys: no keys in it", ("bedrock_access_keys",))
+    return keys
+
+
 class Access:
-    def __init__(self, client_digests: tuple[bytes, ...] = (), upstream_key: str = "") -> None:
+    def __init__(
+        self,
+        client_digests: tuple[bytes, ...] = (),
+        upstream_key: str = "",
+        aws_keys: Mapping[str, str] | None = None,
+    ) -> None:
         self._digests = client_digests
         self._upstream_key = upstream_key.encode()
+        self._aws_keys = dict(aws_keys or {})
 
     @classmethod
     def load(cls, settings: Settings, environ: Mapping[str, str]) -> "Access":
@@ -85,7 +109,11 @@ class Access:
         upstream_key = ""
         if settings.upstream_key:
             upstream_key = read_secret(settings.upstream_key, environ, "upstream_key")
-        return cls(digests, upstream_key)
+        aws_keys = {}
+        if settings.bedrock_access_keys:
+            text = read_secret(settings.bedrock_access_keys, environ, "bedrock_access_keys")
+            aws_keys = _aws_keys(text)
+        return cls(digests, upstream_key, aws_keys)
 
     @property
     def holds_upstream_key(self) -> bool:
@@ -94,6 +122,15 @@ class Access:
     @property
     def restricted(self) -> bool:
         return bool(self._digests)
+
+    @property
+    def verifies_aws(self) -> bool:
+        """Whether Bedrock calls' SigV4 is checked against configured access keys."""
+        return bool(self._aws_keys)
+
+    def aws_secret(self, access_key_id: str) -> str | None:
+        """The secret of a configured AWS access key id."""
+        return self._aws_keys.get(access_key_id)
 
     def admits(self, headers: Iterable[tuple[bytes, bytes]]) -> bool:
         """Whether the caller may pass: always, without an allow-list."""

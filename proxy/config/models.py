@@ -40,6 +40,9 @@ DEFAULT_CAPABILITIES: Mapping[str, Capabilities] = {
 # First match wins. Every name the legacy endpoint served, and the retired Claude 3
 # names, go to a current model that accepts all a legacy prompt can carry (prefill too).
 DEFAULT_ALIASES: tuple[tuple[str, str], ...] = (
+    # Bedrock's legacy model ids (docs/bedrock.md).
+    ("anthropic.claude-instant-*", "claude-haiku-4-5"),
+    ("anthropic.claude-v*", "claude-sonnet-4-5"),
     ("claude-instant-*", "claude-haiku-4-5"),
     ("claude-v1*", "claude-sonnet-4-5"),
     ("claude-1*", "claude-sonnet-4-5"),

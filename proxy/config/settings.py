@@ -50,12 +50,14 @@ class Settings:
     log_format: str = "auto"
     client_keys: str = ""
     upstream_key: str = ""
+    # Bedrock calls (docs/bedrock.md): AWS access keys whose SigV4 the bridge verifies.
+    bedrock_access_keys: str = ""
     force_mode: str = ""  # the kill switch: translate or passthrough for every call
     models: ModelTable = field(default_factory=ModelTable)
     routes: tuple[Route, ...] = ()
-
-
     report: ReportConfig = field(default_factory=ReportConfig)  # the [report] table
+
+
 def _url(value: Any) -> str:
     """an http:// or https:// URL, or demo:"""
     text = str(value).strip()
@@ -163,6 +165,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "log_format": _log_format,
     "client_keys": _reference,
     "upstream_key": _reference,
+    "bedrock_access_keys": _reference,
     "force_mode": _force_mode,
 }
 KEYS = tuple(_PARSERS)
@@ -180,7 +183,7 @@ def check_value(key: str, raw: Any) -> Any:
         ) from None
 
 
-SECRET_KEYS = frozenset({"client_keys", "upstream_key"})
+SECRET_KEYS = frozenset({"client_keys", "upstream_key", "bedrock_access_keys"})
 
 
 def _shown(key: str, raw: Any) -> str:

@@ -15,6 +15,8 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from proxy.config.settings import Settings
+from proxy.edge.bedrock import BedrockEndpoint
+from proxy.edge.bedrock_face import BedrockFace
 from proxy.edge.bridge import Bridge
 from proxy.edge.complete import CompleteEndpoint
 from proxy.edge.context import CallContext
@@ -114,6 +116,11 @@ def create_app(
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
             Route("/v1/complete", complete, methods=["POST"]),
+            Route(
+                "/model/{model_id:path}/{operation}",
+                BedrockFace(CallContext(bridge, BedrockEndpoint(bridge))),
+                methods=["POST"],
+            ),
             Route("/metrics", MetricsEndpoint(bridge, settings.metrics_port), methods=["GET"]),
             Mount("", app=CallContext(bridge, PassthroughEndpoint(bridge))),
         ],

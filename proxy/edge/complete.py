@@ -25,6 +25,7 @@ from proxy.rollout.routes import Call, Choice, choose, fingerprint
 from proxy.rollout.runtime import Runtime
 from proxy.rollout.shadow import Capture
 from proxy.translate.body import load_body
+from proxy.upstream.headers import RawHeaders
 
 
 class CompleteEndpoint:
@@ -44,17 +45,17 @@ class CompleteEndpoint:
         )  # fmt: skip
         hold = self.bridge.inflight.hold(runtime.settings.max_inflight_bytes)
         try:
-            admit(runtime, headers)
+            self.admit(runtime, headers)
             # The body, at most the largest limit of any arm (each arm then holds the call
             # to its own), taken from the in-flight budget: whole before it is read when
             # its length is declared, else as it arrives.
             declared = refuse_declared_over(headers, runtime.max_body_bytes)
             if declared is not None:
                 hold.take(declared)
-            raw = await client.read_body(
+            read = await client.read_body(
                 runtime.max_body_bytes, None if declared is not None else hold
             )
-            body = load_body(raw)
+            body, raw, sent = self.load(inbound, read)
             choice = self._route(runtime, headers, body, record)
             inbound.bind(route=choice.route.name)
             target = runtime.target(choice.arm)
@@ -66,7 +67,7 @@ class CompleteEndpoint:
             capture = None
             if choice.shadow is not None:
                 capture = Capture(target.max_body_bytes, bool(body.get("stream")))
-            call = LegacyCall(headers.raw, body, raw, record.format == "v1", record, capture)
+            call = LegacyCall(sent, body, raw, record.format == "v1", record, capture)
             answering = arm(target, runtime.settings)
             await client.until_disconnect(lambda: answering.answer(call, client))
         finally:
@@ -75,6 +76,17 @@ class CompleteEndpoint:
             primary = capture.answer()
             if primary is not None:
                 self._shadow(runtime, choice, call, primary)
+
+    def admit(self, runtime: Runtime, headers: Headers) -> None:
+        """Refuse a caller the runtime's access does not admit."""
+        admit(runtime, headers)
+
+    def load(
+        self, inbound: Inbound[CompleteRecord], raw: bytearray
+    ) -> tuple[dict[str, Any], bytes | bytearray, RawHeaders]:
+        """The call's legacy body, its bytes as a pass-through sends them, and the
+        headers its arm gets (another API's endpoint turns its own into these)."""
+        return load_body(raw), raw, inbound.headers.raw
 
     def _route(
         self, runtime: Runtime, headers: Headers, body: dict[str, Any], record: CompleteRecord

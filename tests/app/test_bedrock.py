@@ -1,0 +1,188 @@
+"""Bedrock's legacy Claude calls, made by boto3 itself (`invoke_model`,
+`invoke_model_with_response_stream`, unmodified, in a thread) against the bridge on a
+real uvicorn socket, translated to the fake Messages upstream with the bridge's key."""
+
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError, EventStreamError
+from structlog.testing import capture_logs
+
+from proxy.config.settings import Settings
+from proxy.edge.app import create_app
+from proxy.rollout.routes import Arm, Match, Route
+from tests.fakes.servers import serving
+from tests.fakes.upstream import FakeUpstream
+
+PROMPT = "\n\nHuman: Hello there\n\nAssistant:"
+ENVIRON = {"UPSTREAM_KEY": "sk-bridge", "AWS_KEYS": "AKIDBRIDGE secret-of-bridge"}
+APP_SECRET = "app-secret"  # a sidecar takes any signature as it comes
+Stack = Callable[..., Awaitable[tuple[str, FakeUpstream]]]
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[Stack]:
+    """build(**settings) -> (bridge URL, upstream), both on loopback sockets."""
+    async with contextlib.AsyncExitStack() as servers:
+
+        async def build(**settings: Any) -> tuple[str, FakeUpstream]:
+            upstream = FakeUpstream()
+            upstream_url = await servers.enter_async_context(serving(upstream))
+            config = Settings(upstream_url=upstream_url, upstream_key="env:UPSTREAM_KEY")
+            for name, value in settings.items():
+                config = config.__class__(**{**_fields(config), name: value})
+            app = create_app(config, environ=ENVIRON)
+            return await servers.enter_async_context(serving(app)), upstream
+
+        yield build
+
+
+def _fields(settings: Settings) -> dict[str, Any]:
+    return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
+
+
+def runtime_client(url: str, key: str = "AKIDAPP", secret: str = APP_SECRET) -> Any:
+    return boto3.client(
+        "bedrock-runtime",
+        region_name="us-east-1",
+        endpoint_url=url,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+def body(prompt: str = PROMPT, **fields: Any) -> str:
+    legacy = {"prompt": prompt, "max_tokens_to_sample": 50, **fields}
+    return json.dumps({**legacy, "anthropic_version": "bedrock-2023-05-31"})
+
+
+def invoke(url: str, model: str = "anthropic.claude-v2", **options: Any) -> dict[str, Any]:
+    response = runtime_client(url, **options).invoke_model(modelId=model, body=body())
+    return {
+        "body": json.loads(response["body"].read()),
+        "headers": response["ResponseMetadata"]["HTTPHeaders"],
+    }
+
+
+def stream(url: str, prompt: str = PROMPT) -> list[dict[str, Any]]:
+    client = runtime_client(url)
+    response = client.invoke_model_with_response_stream(
+        modelId="anthropic.claude-v2:1", body=body(prompt)
+    )
+    return [json.loads(event["chunk"]["bytes"]) for event in response["body"]]
+
+
+def lines(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
+    return [line for line in logs if line["event"] == "complete"]
+
+
+async def test_invoke_model_answers_in_bedrocks_legacy_shape(stack: Stack) -> None:
+    url, upstream = await stack()
+    with capture_logs() as logs:
+        got = await asyncio.to_thread(invoke, url)
+    assert got["body"] == {
+        "completion": " echo: Hello there", "stop_reason": "stop_sequence", "stop": "\n\nHuman:",
+    }  # fmt: skip
+    headers = got["headers"]
+    assert headers["content-type"] == "application/json"
+    assert headers["x-amzn-bedrock-input-token-count"] == "2"
+    assert headers["x-amzn-bedrock-output-token-count"] == "3"
+    assert re.fullmatch("[0-9a-f]{16}", headers["x-amzn-requestid"])  # the call_id
+    [line] = lines(logs)
+    assert line["bedrock_model"] == line["legacy_model"] == "anthropic.claude-v2"
+    assert (line["status"], line["upstream_model"]) == (200, "claude-sonnet-4-5")
+    [request] = upstream.requests
+    assert request.path == "/v1/messages"
+    assert request.headers["x-api-key"] == "sk-bridge"
+    # The app's signature never goes upstream.
+    assert not [name for name in request.headers if name == "authorization" or "amz" in name]
+
+
+async def test_stream_is_an_event_stream_of_legacy_chunks(stack: Stack) -> None:
+    url, _ = await stack()
+    chunks = await asyncio.to_thread(stream, url)
+    assert "".join(c["completion"] for c in chunks) == " echo: Hello there"
+    assert all(c["stop_reason"] is None for c in chunks[:-1])
+    last = chunks[-1]
+    assert (last["stop_reason"], last["stop"]) == ("stop_sequence", "\n\nHuman:")
+    metrics = last["amazon-bedrock-invocationMetrics"]
+    assert (metrics["inputTokenCount"], metrics["outputTokenCount"]) == (2, 3)
+
+
+async def test_midstream_failure_is_an_exception_event(stack: Stack) -> None:
+    url, _ = await stack()
+    with pytest.raises(EventStreamError) as caught:
+        await asyncio.to_thread(stream, url, "\n\nHuman: MIDSTREAM_ERROR a b c d\n\nAssistant:")
+    assert caught.value.response["Error"]["Code"] == "serviceUnavailableException"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "status", "code"),
+    [
+        ("no turns at all", 400, "ValidationException"),
+        ("\n\nHuman: FAIL 429\n\nAssistant:", 429, "ThrottlingException"),
+        ("\n\nHuman: FAIL 529\n\nAssistant:", 503, "ServiceUnavailableException"),
+        ("\n\nHuman: FAIL 504\n\nAssistant:", 408, "ModelTimeoutException"),
+    ],
+)
+async def test_errors_are_bedrocks(stack: Stack, prompt: str, status: int, code: str) -> None:
+    url, _ = await stack()
+
+    def call() -> None:
+        runtime_client(url).invoke_model(modelId="anthropic.claude-v2", body=body(prompt))
+
+    with pytest.raises(ClientError) as caught:
+        await asyncio.to_thread(call)
+    error = caught.value.response
+    assert (error["ResponseMetadata"]["HTTPStatusCode"], error["Error"]["Code"]) == (status, code)
+    assert error["Error"]["Message"]
+
+
+async def test_routes_match_the_legacy_bedrock_model_id(stack: Stack) -> None:
+    route = Route(
+        "instant",
+        match=Match(models=("anthropic.claude-instant-*",)),
+        primary=Arm("translate", {"model": "claude-opus-4-1"}),
+    )
+    url, upstream = await stack(routes=(route,))
+    with capture_logs() as logs:
+        await asyncio.to_thread(invoke, url, "anthropic.claude-instant-v1")
+        await asyncio.to_thread(invoke, url, "anthropic.claude-v2")
+    assert [r.body["model"] for r in upstream.requests] == ["claude-opus-4-1", "claude-sonnet-4-5"]
+    assert [line["route"] for line in lines(logs)] == ["instant", "default"]
+
+
+async def test_shared_bridge_verifies_sigv4_against_its_access_keys(stack: Stack) -> None:
+    url, upstream = await stack(bedrock_access_keys="env:AWS_KEYS")
+    got = await asyncio.to_thread(invoke, url, key="AKIDBRIDGE", secret="secret-of-bridge")
+    assert got["body"]["completion"] == " echo: Hello there"
+    for key, secret in [("AKIDBRIDGE", "wrong"), ("AKIDOTHER", "secret-of-bridge")]:
+        with pytest.raises(ClientError) as caught:
+            await asyncio.to_thread(invoke, url, key=key, secret=secret)
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert len(upstream.requests) == 1
+
+
+async def test_shared_bridge_takes_a_bearer_key(stack: Stack) -> None:
+    url, _ = await stack(client_keys="env:UPSTREAM_KEY")
+    async with httpx.AsyncClient(base_url=url) as client:
+        path = "/model/anthropic.claude-v2/invoke"
+        ok = await client.post(path, content=body(), headers={"authorization": "Bearer sk-bridge"})
+        refused = await client.post(path, content=body(), headers={"authorization": "Bearer no"})
+    with pytest.raises(ClientError) as signed:
+        await asyncio.to_thread(invoke, url)  # a signature: not what this bridge takes
+    assert ok.status_code == 200 and ok.json()["completion"] == " echo: Hello there"
+    assert (refused.status_code, refused.headers["x-amzn-errortype"]) == (
+        403, "AccessDeniedException",
+    )  # fmt: skip
+    assert signed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
