@@ -8,8 +8,9 @@ from proxy.report.markup import esc, more, ms, pct, table
 from proxy.report.rows import Report
 
 CSS = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; }
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1em auto; max-width: 96em; color: #222;
+  padding: 0 1em; }
+h1 { font-size: 1.4em; margin: .2em 0; } h2 { font-size: 1.15em; margin-top: 2em; }
 table { border-collapse: collapse; margin: .5em 0; }
 th, td { padding: .2em .7em; border-bottom: 1px solid #ddd; text-align: left;
   vertical-align: top; }
@@ -20,8 +21,11 @@ svg text { font: 11px system-ui, sans-serif; fill: #333; }
 rect.bar { fill: #4a78b5; } rect.err { fill: #c8423b; }
 .more { color: #666; font-style: italic; }
 .legend { color: #555; font-size: .9em; max-width: 60em; }
-pre { margin: 0; font-size: 12px; background: #f4f4f4; padding: .3em .5em; }
-#decisions ul { margin: .2em 0 0 1.1em; padding: 0; font-size: .9em; }
+pre { margin: 0; font-size: 11px; line-height: 1.25; background: #f4f4f4; padding: .2em .5em; }
+#decisions { width: 100%; } #decisions td:nth-child(4) { width: 52%; }
+#decisions td:nth-child(2) { white-space: nowrap; }
+#decisions ul { margin: .1em 0 0 1.1em; padding: 0; font-size: .9em; }
+#decisions + .legend, #summary-line { margin: .2em 0; } #decisions-h { margin-top: 1em; }
 #decisions td.end { padding: 0; height: 4px; background: #0b6e4f; }
 .v { padding: .05em .5em; border-radius: .6em; color: #fff; white-space: nowrap; }
 .v.ok { background: #2e7d32; } .v.hold { background: #c8423b; } .v.wait { background: #777; }

@@ -34,14 +34,18 @@ def decisions(report: Report) -> str:
         else ""
     )
     return (
-        "<h2>Decisions</h2>" + forced + '<table id="decisions"><thead><tr><th>route</th>'
+        '<h2 id="decisions-h">Decisions</h2>'
+        + forced
+        + '<table id="decisions"><thead><tr><th>route</th>'
         "<th>stage</th><th>verdict</th><th>next step, and why</th><th>config change (TOML)"
         f'</th></tr></thead><tbody>{body}</tbody><tfoot><tr><td colspan=5 class="end">'
         "</td></tr></tfoot></table>"
         '<p class="legend">Stages: passthrough, shadow N %, canary N %, translate, legacy off. '
         "Verdicts: ready (the next step is safe), hold (the evidence says no), not enough "
         "data yet, done. Differences count when significant at the report's confidence "
-        "(Wilson intervals for error rates, order-statistic intervals for p95).</p>"
+        "(Wilson intervals for error rates, order-statistic intervals for p95). Config change: "
+        "set these keys of the route's [[routes]] table; its match and its arms' other keys "
+        "stay.</p>"
     )
 
 

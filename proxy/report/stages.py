@@ -93,7 +93,7 @@ def configs_in_force(configs: list[tuple[datetime | None, dict[str, Any]]]) -> A
 def toml(name: str, mode: str, percent: float | None, arms: dict[str, ArmConfig]) -> str:
     """The keys to set in route `name`'s [[routes]] table (its match and the arms'
     other keys stay as they are)."""
-    lines = ["[[routes]]  # keep this route's match and its arms' other keys"]
+    lines = ["[[routes]]"]
     lines += [f"name = {_quoted(name)}", f'mode = "{mode}"']
     if mode in ("canary", "shadow"):
         lines.append(f"percent = {percent or 0:g}")

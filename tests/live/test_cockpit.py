@@ -6,8 +6,13 @@ them, cost ("unknown", never 0, for pass-through), and the [report] table. The s
 verdicts in text and --json, whatever the order and split of the files."""
 
 import json
+import os
 import random
+import shutil
+import struct
+import subprocess
 import tomllib
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -340,3 +345,99 @@ def test_a_bad_report_table_is_one_line_naming_the_key(
     done = run_cli("report", "--config", str(config), stdin="")
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert done.stderr.count("\n") == 1
+
+
+def test_the_page_puts_decisions_first(tmp_path: Path) -> None:
+    """--html: decisions, then arms, callers, adaptations, cost, then the details; the
+    page carries the JSON's verdicts and next steps."""
+    page = tmp_path / "report.html"
+    log = tmp_path / "bridge.log"
+    log.write_text("\n".join(LOG) + "\n")
+    assert run_cli("report", str(log), "--html", str(page)).returncode == 0
+    html = page.read_text()
+    order = ['id="decisions"', 'id="arms"', 'id="caller-routes"', 'id="adaptations"']
+    order += ['id="costs"', "<h2>Details</h2>", 'id="callers"', 'id="timeline"']
+    places = [html.index(marker) for marker in order]
+    assert places == sorted(places)
+    table = html[
+        html.index('id="decisions"') : html.index("</table>", html.index('id="decisions"'))
+    ]
+    for d in report(tmp_path, LOG)["decisions"]:
+        assert table.count(f"<td>{d['route']}</td><td>{d['stage']}</td>") == 1
+        assert f">{d['verdict']}</span>" in table and d["next_step"] in table
+
+
+def png_pixels(data: bytes) -> tuple[int, int, list[bytearray]]:
+    """Width, height and RGB rows of an 8-bit RGB or RGBA PNG (what Chromium writes)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, header = 8, b"", b""
+    while pos < len(data):
+        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + size]
+        header = body if kind == b"IHDR" else header
+        idat += body if kind == b"IDAT" else b""
+        pos += 12 + size
+    width, height, depth, color = struct.unpack(">IIBB", header[:10])
+    assert depth == 8 and color in (2, 6), (depth, color)
+    bpp, raw = 3 if color == 2 else 4, zlib.decompress(idat)
+    stride, rows, previous = width * bpp, [], bytearray(width * bpp)
+    for y in range(height):
+        kind, row = (
+            raw[y * (stride + 1)],
+            bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)]),
+        )
+        for i in range(stride):
+            left = row[i - bpp] if i >= bpp else 0
+            up, corner = previous[i], previous[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                row[i] = (row[i] + left) & 0xFF
+            elif kind == 2:
+                row[i] = (row[i] + up) & 0xFF
+            elif kind == 3:
+                row[i] = (row[i] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                near = left if pa <= pb and pa <= pc else (up if pb <= pc else corner)
+                row[i] = (row[i] + near) & 0xFF
+        rows.append(row if bpp == 3 else bytearray(b for j, b in enumerate(row) if j % 4 != 3))
+        previous = row
+    return width, height, rows
+
+
+END_BAR = bytes((0x0B, 0x6E, 0x4F))  # the decision table's last row (#decisions td.end)
+BADGES = {"hold": bytes((0xC8, 0x42, 0x3B)), "ready": bytes((0x2E, 0x7D, 0x32))}
+
+
+@pytest.mark.browser
+def test_the_decision_table_is_visible_without_scrolling(tmp_path: Path) -> None:
+    """A screenshot of the page at 1400x900 in headless Chromium, with 60 callers (whose
+    rows once pushed the decisions far down): the decision table's end bar and its verdict
+    badges are in it. With COCKPIT_SCREENSHOT=PATH the screenshot is kept there (how
+    docs/cockpit.png is made)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Chromium is required (apt-get install chromium); .ci/run installs it"
+    many = [
+        x.replace(f'"{CALLERS[0]}"', f'"{n:012x}"')
+        for n in range(60)
+        for x in calls("legacy", "primary", "passthrough", 3)
+    ]
+    page, shot = tmp_path / "report.html", tmp_path / "shot.png"
+    (tmp_path / "bridge.log").write_text("\n".join([*LOG, *many]) + "\n")
+    assert run_cli("report", str(tmp_path / "bridge.log"), "--html", str(page)).returncode == 0
+    argv = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    argv += ["--no-first-run", "--disable-background-networking", "--disable-component-update"]
+    argv += [f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,900"]
+    argv += [f"--screenshot={shot}", page.as_uri()]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
+    width, height, rows = png_pixels(shot.read_bytes())
+    assert (width, height) == (1400, 900)
+
+    def seen(color: bytes) -> int:
+        return sum(row.count(color) for row in rows if color in row)
+
+    assert seen(END_BAR) > 1000  # a 4-pixel bar across the table
+    assert all(seen(color) > 50 for color in BADGES.values())
+    if target := os.environ.get("COCKPIT_SCREENSHOT"):
+        shutil.copyfile(shot, target)
