@@ -72,6 +72,23 @@ GRIPTAPE = Sdk(
     "griptape_agent.py",
     "v2",
 )
+# Bedrock's clients of the legacy API (tests/compat/test_bedrock.py): the SDK's
+# AnthropicBedrock now, and the anthropic-bedrock package of the 0.3.x era (2023).
+BEDROCK_SDKS = {
+    sdk.name: sdk
+    for sdk in (
+        Sdk(
+            "py-bedrock-0.125.0", "python", ("anthropic[bedrock]==0.125.0",), "py_bedrock.py", "v2"
+        ),
+        Sdk(
+            "anthropic-bedrock-0.8.0",
+            "python",
+            ("anthropic-bedrock==0.8.0", "httpx<0.28"),
+            "py_bedrock.py",
+            "v2",
+        ),
+    )
+}
 
 
 def _run(argv: list[str], cwd: Path | None = None) -> None:
@@ -104,5 +121,5 @@ def ensure(sdk: Sdk) -> Sdk:
 
 
 if __name__ == "__main__":
-    for sdk in (*SDKS.values(), VERCEL_AI, GRIPTAPE):
+    for sdk in (*SDKS.values(), VERCEL_AI, GRIPTAPE, *BEDROCK_SDKS.values()):
         print(sdk.name, ensure(sdk).home, flush=True)

@@ -1,0 +1,136 @@
+"""AnthropicBedrock's `completions.create`, unmodified (the anthropic SDK 0.125.0 and the
+2023 anthropic-bedrock 0.8.0), pointed at a real bridge process by `base_url`: signed
+with SigV4 (which a shared bridge verifies against its `bedrock_access_keys`) or with a
+bearer key (`api_key`, checked against `client_keys`), plain and streaming, translated
+to the fake Messages upstream with the bridge's own key."""
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.answers import Received
+from tests.fakes.servers import free_port
+
+from .conftest import DRIVER_TIMEOUT, REPO, STARTUP_TIMEOUT, _environ
+from .envs import BEDROCK_SDKS, Sdk, ensure
+
+pytestmark = pytest.mark.compat
+
+SIGNED = {"aws_access_key": "AKIDCOMPAT", "aws_secret_key": "compat-secret"}
+SECRETS = {
+    "COMPAT_UPSTREAM_KEY": "sk-bridge",
+    "COMPAT_CLIENT_KEYS": "bridge-key",
+    "COMPAT_AWS_KEYS": "AKIDCOMPAT compat-secret",
+}
+PARAMS = {
+    "model": "anthropic.claude-v2",
+    "prompt": "\n\nHuman: Hello there\n\nAssistant:",
+    "max_tokens_to_sample": 50,
+}
+ANSWER = {"completion": " echo: Hello there", "stop_reason": "stop_sequence", "stop": "\n\nHuman:"}
+
+
+@pytest.fixture(scope="module")
+def shared_bridge(
+    fake_upstream: tuple[str, list[Received]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A shared bridge: its own upstream key, client keys and AWS access keys."""
+    port = free_port()
+    argv = [sys.executable, "-m", "proxy", "serve", "--upstream-url", fake_upstream[0]]
+    argv += ["--port", str(port), "--host", "127.0.0.1"]
+    env = {**_environ("BRIDGE_"), **SECRETS}
+    env |= {
+        "BRIDGE_UPSTREAM_KEY": "env:COMPAT_UPSTREAM_KEY",
+        "BRIDGE_CLIENT_KEYS": "env:COMPAT_CLIENT_KEYS",
+        "BRIDGE_BEDROCK_ACCESS_KEYS": "env:COMPAT_AWS_KEYS",
+    }
+    log_path: Path = tmp_path_factory.mktemp("bedrock") / "bridge.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            assert process.poll() is None, f"bridge exited:\n{log_path.read_text()}"
+            assert time.monotonic() < deadline, f"bridge not healthy:\n{log_path.read_text()}"
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+        assert "compat-secret" not in log_path.read_text()  # never a secret in the log
+        assert "bridge-key" not in log_path.read_text()
+
+
+@pytest.fixture(params=list(BEDROCK_SDKS))
+def sdk(request: pytest.FixtureRequest) -> Sdk:
+    return ensure(BEDROCK_SDKS[request.param])
+
+
+def drive(bridge: str, sdk: Sdk, **scenario: Any) -> dict[str, Any]:
+    done = subprocess.run(
+        [*sdk.command(), bridge, json.dumps(scenario)],
+        env={**_environ("ANTHROPIC_"), **sdk.env()},
+        capture_output=True,
+        text=True,
+        timeout=DRIVER_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, f"{sdk.name} driver failed:\n{done.stderr}"
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def test_signed_call_is_answered(shared_bridge: str, sdk: Sdk, received: list[Received]) -> None:
+    got = drive(shared_bridge, sdk, stream=False, params=PARAMS, auth=SIGNED)
+    assert got["error"] is None and got["result"] == ANSWER
+    [request] = received
+    assert request.headers["x-api-key"] == "sk-bridge"
+    assert "authorization" not in request.headers and "x-amz-date" not in request.headers
+
+
+def test_signed_stream_is_answered(shared_bridge: str, sdk: Sdk) -> None:
+    got = drive(shared_bridge, sdk, stream=True, params=PARAMS, auth=SIGNED)
+    assert got["error"] is None
+    events = got["events"]
+    assert "".join(e["completion"] for e in events) == ANSWER["completion"]
+    assert (events[-1]["stop_reason"], events[-1]["stop"]) == ("stop_sequence", "\n\nHuman:")
+
+
+def test_wrong_secret_is_refused(shared_bridge: str, sdk: Sdk, received: list[Received]) -> None:
+    auth = {**SIGNED, "aws_secret_key": "not-the-secret"}
+    got = drive(shared_bridge, sdk, stream=False, params=PARAMS, auth=auth)
+    assert got["error"]["status"] == 403
+    assert not received
+
+
+def test_bad_request_is_a_400(shared_bridge: str, sdk: Sdk) -> None:
+    params = {**PARAMS, "prompt": "no turns"}
+    got = drive(shared_bridge, sdk, stream=False, params=params, auth=SIGNED)
+    assert (got["error"]["class"], got["error"]["status"]) == ("BadRequestError", 400)
+    assert "Human" in json.dumps(got["error"]["body"])
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_bearer_key_is_answered(shared_bridge: str, stream: bool) -> None:
+    sdk = ensure(BEDROCK_SDKS["py-bedrock-0.125.0"])  # api_key is the SDK's, since 0.6x
+    got = drive(shared_bridge, sdk, stream=stream, params=PARAMS, auth={"api_key": "bridge-key"})
+    assert got["error"] is None
+    text = (
+        got["result"]["completion"]
+        if not stream
+        else "".join(e["completion"] for e in got["events"])
+    )
+    assert text == ANSWER["completion"]
