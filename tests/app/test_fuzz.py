@@ -17,6 +17,7 @@ import json
 import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from proxy.edge.app import create_app
 from proxy.errors import ERROR_TYPES
 from proxy.translate.prompt import MUST_END, MUST_START
 from tests.fakes.factories import legacy_body, message
+from tests.fakes.loopback import loopback, running
 from tests.fakes.sse import delta
 from tests.fakes.sse import event as sse
 from tests.fakes.upstream import FakeUpstream
@@ -45,12 +47,19 @@ V2 = {"anthropic-version": "2023-06-01", "x-api-key": KEY}
 class Bridge:
     """The app in process in front of `upstream`; `call` runs one request to its end."""
 
-    def __init__(self, runner: asyncio.Runner, upstream: httpx.AsyncBaseTransport) -> None:
+    def __init__(self, runner: asyncio.Runner, upstream: AbstractAsyncContextManager[str]) -> None:
         self.runner = runner
-        app = create_app(Settings(max_body_bytes=1024 * 1024), transport=upstream)
+        self._stack = AsyncExitStack()
+        url = runner.run(self._stack.enter_async_context(upstream))
+        app = create_app(Settings(upstream_url=url, max_body_bytes=1024 * 1024))
+        runner.run(self._stack.enter_async_context(running(app)))
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://bridge"
         )
+        self._stack.push_async_callback(self.client.aclose)
+
+    def close(self) -> None:
+        self.runner.run(self._stack.aclose())
 
     def call(
         self, content: bytes, headers: Any = (), *, method: str = "POST", path: str = "/v1/complete"
@@ -75,19 +84,25 @@ def runner() -> Iterator[asyncio.Runner]:
 @pytest.fixture(scope="module")
 def fake(runner: asyncio.Runner) -> Iterator[Bridge]:
     """The bridge in front of the strict fake Messages API."""
-    bridge = Bridge(runner, httpx.ASGITransport(app=FakeUpstream()))
+    bridge = Bridge(runner, served(FakeUpstream()))
     yield bridge
-    runner.run(bridge.client.aclose())
+    bridge.close()
 
 
-class Scripted(httpx.AsyncBaseTransport):
+@asynccontextmanager
+async def served(upstream: FakeUpstream) -> AsyncIterator[str]:
+    async with upstream:
+        yield upstream.url
+
+
+class Scripted:
     """An upstream that answers whatever `reply` says; each test sets it."""
 
     def __init__(self) -> None:
         self.reply: Callable[[httpx.Request], httpx.Response] = lambda _: httpx.Response(500)
         self.calls = 0
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
         await request.aread()
         self.calls += 1
         return self.reply(request)
@@ -97,9 +112,9 @@ class Scripted(httpx.AsyncBaseTransport):
 def scripted(runner: asyncio.Runner) -> Iterator[tuple[Bridge, Scripted]]:
     """The bridge in front of an upstream the test scripts."""
     upstream = Scripted()
-    bridge = Bridge(runner, upstream)
+    bridge = Bridge(runner, loopback(upstream))
     yield bridge, upstream
-    runner.run(bridge.client.aclose())
+    bridge.close()
 
 
 def legacy_error(response: httpx.Response, *, bridge_made: bool = True) -> dict[str, Any]:

@@ -84,10 +84,15 @@ class _Loopback(RawServer):
 
 
 async def _read_request(reader: asyncio.StreamReader, base: str) -> httpx.Request | None:
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError:
-        return None  # the bridge closed a kept-alive connection
+    head = b""
+    while True:
+        try:
+            head += await reader.readuntil(b"\r\n\r\n")
+            break
+        except asyncio.LimitOverrunError as exc:  # a head longer than the reader's buffer
+            head += await reader.readexactly(exc.consumed)
+        except asyncio.IncompleteReadError:
+            return None  # the bridge closed a kept-alive connection
     start, *lines = head[:-4].split(b"\r\n")
     method, target, _ = start.split(b" ", 2)
     headers = []
