@@ -78,7 +78,7 @@ def configs_in_force(configs: list[tuple[datetime | None, dict[str, Any]]]) -> A
             before = current.get(name)
             if before is None or stage(before) != stage(route):
                 changes.append(StageChange(name, at, stage(route), _text(line.get("source"))))
-        for name in current.keys() - new.keys():
+        for name in sorted(current.keys() - new.keys()):
             changes.append(StageChange(name, at, "removed", _text(line.get("source"))))
         new_force = _text(line.get("force_mode"))
         if new_force != force:

@@ -8,6 +8,7 @@ verdicts in text and --json, whatever the order and split of the files."""
 import json
 import os
 import random
+import re
 import shutil
 import struct
 import subprocess
@@ -18,6 +19,9 @@ from typing import Any
 
 import pytest
 
+from proxy.config.file import from_file
+from proxy.config.settings import ConfigError, Settings
+from proxy.report import build_report, render_html, render_json, render_text
 from tests.fakes.servers import run_cli
 
 T0 = "2025-06-01T10:00:00Z"
@@ -345,6 +349,62 @@ def test_a_bad_report_table_is_one_line_naming_the_key(
     done = run_cli("report", "--config", str(config), stdin="")
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert done.stderr.count("\n") == 1
+    with pytest.raises(ConfigError, match=re.escape(message.split(": ", 1)[1])):
+        from_file(Settings(), config)  # the bridge's own config reader says the same
+
+
+def test_a_report_table_sets_every_threshold(tmp_path: Path) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        "[report]\nmin_requests = 10\nmin_comparisons = 5\nmin_stop_agreement = 0.5\n"
+        "min_similarity = 0.05\nmax_error_rate = 0.2\nlatency_tolerance = 5\n"
+        "confidence = 0.99\ncanary_steps = [5, 100]\nshadow_percent = 50\nquiet_days = 1\n"
+    )
+    lenient = from_file(Settings(), config).report
+    assert (lenient.min_requests, lenient.canary_steps, lenient.quiet_days) == (10, (5.0, 100.0), 1)
+    d = decisions(json.loads(render_json(build_report(LOG, config=lenient))))
+    assert d["disagree"]["verdict"] == "hold"  # 0 % agreement is below even 50 %
+    assert (d["slow"]["verdict"], d["slow"]["next_step"]) == ("ready", "translate")
+    assert (d["young"]["verdict"], d["legacy"]["next_step"]) == ("ready", "shadow 50 %")
+
+
+def test_in_process_report_is_the_cli_report(tmp_path: Path) -> None:
+    """build_report in process gives the CLI's decisions, timeline and costs; its text
+    and page carry every verdict (the CLI tests above run in a subprocess)."""
+    log = [*LOG, applied("2025-06-04T00:00:00Z", "sighup", *CONFIG[:4])]
+    log += calls("done", "primary", "translate", 5, day="2025-05-01")
+    log += [
+        applied(
+            "2025-06-04T00:00:01Z",
+            "sighup",
+            *CONFIG[:4],
+            route("done", "translate", primary=("translate", HAIKU)),
+        )
+    ]
+    pick = route(
+        "pick", "shadow", 10, primary=("translate", SONNET), secondary=("translate", HAIKU)
+    )
+    log += [applied("2025-06-04T00:00:02Z", "file", pick)]
+    log += calls("pick", "primary", "translate", 20) + shadows("pick", 20, agree=20, similarity=0.7)
+    cli = report(tmp_path, log)
+    here = json.loads(render_json(build_report(log)))
+    (choice,) = here["choices"]
+    assert (choice["primary_model"], choice["secondary_model"]) == (SONNET, HAIKU)
+    assert (choice["primary_output_per_call"], choice["secondary_output_per_call"]) == (50, 40)
+    # sonnet: 100 x $3 + 50 x $15; haiku: 100 x $1 + 40 x $5, per million, x 1,000 calls
+    assert (choice["primary_per_1000"], choice["secondary_per_1000"]) == (1.05, 0.3)
+    for key in ("decisions", "timeline", "costs", "arms", "choices"):
+        assert here[key] == cli[key], key
+    assert decisions(here)["done"]["stage"] == "legacy off"
+    assert [t["stage"] for t in here["timeline"] if t["route"] in ("slow", "legacy")][-2:] == [
+        "removed",
+        "removed",
+    ]
+    text, page = render_text(build_report(log)), render_html(build_report(log))
+    assert "Models compared in shadow" in text and 'id="choices"' in page
+    for d in here["decisions"]:
+        assert f"{d['route']}: {d['stage']} -> {d['verdict']}" in text
+        assert f">{d['verdict']}</span>" in page
 
 
 def test_the_page_puts_decisions_first(tmp_path: Path) -> None:
