@@ -178,7 +178,7 @@ def test_serve_runs_a_real_bridge_that_logs_json_without_the_key(tmp_path: Path)
     # the request's line and the drain's may come in either order: the client has its
     # answer (and sends SIGTERM) before the bridge's request task has quite finished
     assert events[0] == "bridge.starting" and events[-1] == "bridge.stopped"
-    assert sorted(events[1:-1]) == ["bridge.draining", "complete"]
+    assert sorted(events[1:-1]) == ["bridge.draining", "complete", "config.applied"]
     assert next(line for line in lines if line["event"] == "complete")["status"] == 200
 
 
