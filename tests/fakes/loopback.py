@@ -63,6 +63,9 @@ class _Loopback(RawServer):
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         base = self.url if self.host is None else f"http://{self.host}"
+        # Each write goes at once, as a server's would (Nagle's wait for an ACK, against
+        # the bridge's delayed ACK, would hold every answer on a kept-alive connection).
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         while (request := await _read_request(reader, base)) is not None:
             try:
                 response = self.handler(request)
@@ -72,6 +75,8 @@ class _Loopback(RawServer):
             except httpx.TimeoutException:
                 await reader.read()  # silent until the bridge hangs up
                 return
+            except ConnectionError:
+                return  # the bridge hung up in the middle of the answer
             except Exception as exc:
                 if not isinstance(exc, httpx.TransportError):
                     self.failures.append(exc)
@@ -124,8 +129,8 @@ async def _write_response(
     if chunked and b"transfer-encoding" not in names:
         headers.append((b"transfer-encoding", b"chunked"))
     status = f"HTTP/1.1 {response.status_code} {response.reason_phrase}\r\n".encode()
-    writer.write(status + b"".join(name + b": " + value + b"\r\n" for name, value in headers))
-    writer.write(b"\r\n")
+    lines = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+    writer.write(status + lines + b"\r\n")
     stream = response.stream
     assert isinstance(stream, httpx.AsyncByteStream)
     async for chunk in stream:
