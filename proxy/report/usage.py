@@ -56,7 +56,7 @@ def count_calls(count: int) -> str:
 def dollars(value: float | None) -> str:
     if value is None:
         return "unknown"
-    return f"${value:,.2f}" if value >= 1 or value == 0 else f"${value:.4f}"
+    return f"${value:,.4f}"  # one format everywhere: cents and below show
 
 
 def cost(usage: Usage, config: ReportConfig) -> Cost:
