@@ -4,6 +4,7 @@ command-line flags. A bad value fails naming its key and the value. The file is 
 proxy/config/file.py."""
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -52,6 +53,9 @@ class Settings:
     upstream_key: str = ""
     # Bedrock calls (docs/bedrock.md): AWS access keys whose SigV4 the bridge verifies.
     bedrock_access_keys: str = ""
+    # Set: the upstream is Bedrock Runtime in this region, signed with the bridge's AWS
+    # credentials (docs/bedrock.md, Where the call goes).
+    upstream_aws_region: str = ""
     force_mode: str = ""  # the kill switch: translate or passthrough for every call
     models: ModelTable = field(default_factory=ModelTable)
     routes: tuple[Route, ...] = ()
@@ -104,6 +108,14 @@ def _reference(value: Any) -> str:
     text = str(value).strip()
     kind, colon, where = text.partition(":")
     if text and not (colon and kind in ("env", "file") and where):
+        raise ValueError
+    return text
+
+
+def _region(value: Any) -> str:
+    """an AWS region name (us-east-1), or "" for none"""
+    text = str(value).strip()
+    if text and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d+", text):
         raise ValueError
     return text
 
@@ -166,6 +178,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "client_keys": _reference,
     "upstream_key": _reference,
     "bedrock_access_keys": _reference,
+    "upstream_aws_region": _region,
     "force_mode": _force_mode,
 }
 KEYS = tuple(_PARSERS)

@@ -17,6 +17,7 @@ ARM_OVERRIDES = (
     "model",
     "upstream_url",
     "upstream_key",
+    "upstream_aws_region",
     "connect_timeout",
     "first_byte_timeout",
     "idle_timeout",

@@ -29,6 +29,7 @@ _UPSTREAM_FIELDS = (
     "retry_budget",
     "retry_max_wait",
     "max_connections",
+    "upstream_aws_region",
 )
 assert set(_UPSTREAM_FIELDS) <= {f.name for f in fields(Settings)}
 

@@ -8,12 +8,14 @@ from collections.abc import AsyncIterable, AsyncIterator
 
 from proxy.config.settings import DEMO_UPSTREAM, Settings
 from proxy.upstream.answer import Answer
+from proxy.upstream.bedrock import BedrockMessages
 from proxy.upstream.demo import demo_upstream
 from proxy.upstream.guards import Guarded, idle_timeout, read_capped
 from proxy.upstream.headers import RawHeaders
 from proxy.upstream.memory import MemoryTransport
 from proxy.upstream.network import NetworkTransport
 from proxy.upstream.retry import Retrying
+from proxy.upstream.sigv4 import Signing
 from proxy.upstream.transport import Request, Transport
 
 
@@ -32,7 +34,10 @@ class Upstream:
             owned = MemoryTransport(demo_upstream) if demo else NetworkTransport(settings)
             transport = owned
         self._owned = owned
-        self._layers = Retrying(Guarded(transport, settings.first_byte_timeout), settings)
+        layers: Transport = Guarded(transport, settings.first_byte_timeout)
+        if settings.upstream_aws_region:  # Bedrock Runtime: its form, signed
+            layers = BedrockMessages(Signing(layers, settings.upstream_aws_region))
+        self._layers = Retrying(layers, settings)
 
     def open(self) -> None:
         """Make the network client now (at startup), not on the first request."""

@@ -50,7 +50,7 @@ def _fields(settings: Settings) -> dict[str, Any]:
 
 
 def runtime_client(url: str, key: str = "AKIDAPP", secret: str = APP_SECRET) -> Any:
-    return boto3.client(
+    return boto3.session.Session().client(  # not boto3's default session: made once
         "bedrock-runtime",
         region_name="us-east-1",
         endpoint_url=url,
