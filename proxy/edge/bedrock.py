@@ -51,6 +51,10 @@ class BedrockEndpoint(CompleteEndpoint):
     def admit(self, runtime: Runtime, headers: Headers) -> None:
         bedrock_access.admit(runtime.access, headers)
 
+    def caller_key(self, headers: Headers) -> bytes | None:
+        """A signed call's access key id (what `client_keys` does not know), else its key."""
+        return bedrock_access.access_key_id(headers) or super().caller_key(headers)
+
     def load(
         self, inbound: Inbound[CompleteRecord], raw: bytearray
     ) -> tuple[dict[str, Any], bytes | bytearray, RawHeaders]:

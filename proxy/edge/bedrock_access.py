@@ -46,6 +46,12 @@ def is_sigv4(headers: Headers) -> bool:
     return headers.get("authorization", "").startswith(SIGV4)
 
 
+def access_key_id(headers: Headers) -> bytes | None:
+    """A SigV4 call's access key id (an identifier, not a secret)."""
+    match = _AUTHORIZATION.match(headers.get("authorization", ""))
+    return None if match is None else match["key"].encode()
+
+
 def admit(access: Access, headers: Headers) -> None:
     """What can be checked before the body: who is calling, and how."""
     if not (access.restricted or access.verifies_aws):

@@ -81,6 +81,10 @@ class CompleteEndpoint:
         """Refuse a caller the runtime's access does not admit."""
         admit(runtime, headers)
 
+    def caller_key(self, headers: Headers) -> bytes | None:
+        """What identifies the caller (its fingerprint is logged and matched by routes)."""
+        return presented_key(headers.raw)
+
     def load(
         self, inbound: Inbound[CompleteRecord], raw: bytearray
     ) -> tuple[dict[str, Any], bytes | bytearray, RawHeaders]:
@@ -96,7 +100,7 @@ class CompleteEndpoint:
         model = body.get("model")
         call = Call(
             model=model if isinstance(model, str) else "",
-            caller=fingerprint(presented_key(headers.raw)),
+            caller=fingerprint(self.caller_key(headers)),
             user=user if isinstance(user, str) else None,
             headers=headers,
         )

@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 
 from proxy.config.settings import Settings
 from proxy.edge.app import create_app
-from proxy.rollout.routes import Arm, Match, Route
+from proxy.rollout.routes import Arm, Match, Route, fingerprint
 from tests.fakes.servers import serving
 from tests.fakes.upstream import FakeUpstream
 
@@ -99,6 +99,7 @@ async def test_invoke_model_answers_in_bedrocks_legacy_shape(stack: Stack) -> No
     assert re.fullmatch("[0-9a-f]{16}", headers["x-amzn-requestid"])  # the call_id
     [line] = lines(logs)
     assert line["bedrock_model"] == line["legacy_model"] == "anthropic.claude-v2"
+    assert line["caller"] == fingerprint(b"AKIDAPP")  # who calls: the access key id
     assert (line["status"], line["upstream_model"]) == (200, "claude-sonnet-4-5")
     [request] = upstream.requests
     assert request.path == "/v1/messages"
