@@ -16,10 +16,12 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 
 import httpx
 import pytest
 import pytest_asyncio
+from starlette.types import ASGIApp, Message, Scope
 
 from proxy.config.settings import Settings
 from proxy.edge.app import create_app
@@ -27,7 +29,7 @@ from proxy.edge.limits import MAX_HEAD_BYTES, MAX_HEADER_FIELDS, BoundedHttpTool
 from tests.fakes.factories import legacy_body, message
 from tests.fakes.loopback import loopback, running
 from tests.fakes.raw_client import BOUND, Connection, head
-from tests.fakes.servers import bridge_process, serving
+from tests.fakes.servers import BridgeProcess, bridge_process, serving
 from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -39,7 +41,7 @@ TOO_MANY = "request has more than 256 header fields"
 BODY_TOO_LARGE = f"request body is larger than the limit of {LIMIT} bytes"
 
 
-def bounded_serving(app):
+def bounded_serving(app: ASGIApp) -> AbstractAsyncContextManager[str]:
     """Serve `app` as `complete-bridge serve` does: httptools with bounded heads."""
     return serving(app, http=BoundedHttpToolsProtocol)
 
@@ -51,7 +53,7 @@ async def upstream() -> AsyncIterator[str]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def bridge(upstream) -> AsyncIterator[str]:
+async def bridge(upstream: str) -> AsyncIterator[str]:
     """The app, in this process, behind uvicorn with the bridge's protocol."""
     app = create_app(Settings(upstream_url=upstream, max_body_bytes=LIMIT))
     async with bounded_serving(app) as url:
@@ -59,14 +61,16 @@ async def bridge(upstream) -> AsyncIterator[str]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def roomy(upstream) -> AsyncIterator[str]:
+async def roomy(upstream: str) -> AsyncIterator[str]:
     """The same with the default body limit, 32 MiB."""
     async with bounded_serving(create_app(Settings(upstream_url=upstream))) as url:
         yield url
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def process(upstream, tmp_path_factory):
+async def process(
+    upstream: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[BridgeProcess]:
     """`complete-bridge serve` itself, as deployed."""
     log = tmp_path_factory.mktemp("limits") / "bridge.log"
     async with bridge_process(upstream, log, {"BRIDGE_MAX_BODY_BYTES": str(LIMIT)}) as bridge:
@@ -107,8 +111,8 @@ def head_of_size(size: int) -> bytes:
     ],
 )
 async def test_oversized_head_is_a_legacy_431_and_the_connection_closes(
-    bridge, request_head, message
-):
+    bridge: str, request_head: bytes, message: str
+) -> None:
     """Too many header bytes (in one header, many, or the URL) or too many fields: a 431
     `invalid_request_error` with x-should-retry false, then the connection closes."""
     async with Connection.to(bridge) as connection:
@@ -120,7 +124,7 @@ async def test_oversized_head_is_a_legacy_431_and_the_connection_closes(
         assert await connection.closed()
 
 
-async def test_the_bound_is_exact(bridge):
+async def test_the_bound_is_exact(bridge: str) -> None:
     """A head of exactly MAX_HEAD_BYTES is served; one byte more is refused."""
     async with Connection.to(bridge) as connection:
         await connection.send(head_of_size(MAX_HEAD_BYTES))
@@ -130,7 +134,7 @@ async def test_the_bound_is_exact(bridge):
         assert (await connection.reply()).status == 431
 
 
-async def test_the_bound_holds_per_request_on_a_kept_alive_connection(bridge):
+async def test_the_bound_holds_per_request_on_a_kept_alive_connection(bridge: str) -> None:
     """Heads that fit, one after another on one connection, are all served, however much
     they add up to (bodies in between); a head over the bound after them is refused."""
     near = head_of_size(MAX_HEAD_BYTES - 100)
@@ -152,7 +156,7 @@ async def test_the_bound_holds_per_request_on_a_kept_alive_connection(bridge):
         assert (await connection.reply()).status == 431
 
 
-async def test_a_body_after_a_refused_head_is_not_read(bridge):
+async def test_a_body_after_a_refused_head_is_not_read(bridge: str) -> None:
     """A head refused for its fields, its body in the same packet: 431, body ignored."""
     fields = [(b"a", b"")] * (MAX_HEADER_FIELDS + 1) + [(b"content-length", b"5")]
     async with Connection.to(bridge) as connection:
@@ -161,7 +165,9 @@ async def test_a_body_after_a_refused_head_is_not_read(bridge):
         assert (reply.status, reply.error()["message"]) == (431, TOO_MANY)
 
 
-async def test_an_oversized_head_pipelined_behind_a_request_closes_the_connection(bridge):
+async def test_an_oversized_head_pipelined_behind_a_request_closes_the_connection(
+    bridge: str,
+) -> None:
     """A head over the bound behind a request still being answered on the connection:
     no 431 can be written into the middle of that answer, so the connection closes.
     (Behind a request, in the same read, a head can pass the bound by up to what is left
@@ -179,7 +185,7 @@ async def test_an_oversized_head_pipelined_behind_a_request_closes_the_connectio
         assert b" 431 " not in received
 
 
-async def test_a_head_arriving_a_byte_at_a_time_is_bounded_too(bridge):
+async def test_a_head_arriving_a_byte_at_a_time_is_bounded_too(bridge: str) -> None:
     """The bound counts bytes as they arrive, not per read."""
     async with Connection.to(bridge) as connection:
         request_head = head_of_size(MAX_HEAD_BYTES + 1)
@@ -213,7 +219,7 @@ async def test_a_head_arriving_a_byte_at_a_time_is_bounded_too(bridge):
         ),
     ],
 )
-async def test_malformed_request_is_a_legacy_400(bridge, request_head):
+async def test_malformed_request_is_a_legacy_400(bridge: str, request_head: bytes) -> None:
     """A request the HTTP parser cannot read is refused in the legacy envelope too."""
     async with Connection.to(bridge) as connection:
         with contextlib.suppress(ConnectionResetError, BrokenPipeError):
@@ -224,7 +230,7 @@ async def test_malformed_request_is_a_legacy_400(bridge, request_head):
         assert await connection.closed()
 
 
-async def test_the_deployed_server_bounds_heads(process):
+async def test_the_deployed_server_bounds_heads(process: BridgeProcess) -> None:
     """`complete-bridge serve` runs with the bound: 10,000 headers are a 431."""
     async with Connection.to(process.url) as connection:
         await connection.send(head(headers=[(b"x-h%d" % i, b"v") for i in range(10_000)]))
@@ -237,7 +243,7 @@ def rss_kib(pid: int) -> int:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
 
 
-async def test_an_endless_head_costs_no_memory(process):
+async def test_an_endless_head_costs_no_memory(process: BridgeProcess) -> None:
     """100 MB of headers: the bridge stops reading at the bound and closes; its memory
     does not grow (uvicorn on its own read all of it, and grew by as much)."""
     before = rss_kib(process.process.pid)
@@ -264,7 +270,7 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-async def test_declared_body_over_the_limit_is_a_413_before_it_is_sent(bridge):
+async def test_declared_body_over_the_limit_is_a_413_before_it_is_sent(bridge: str) -> None:
     """content-length says 100 MB: a 413 comes back after 1 KB of it was sent."""
     async with Connection.to(bridge) as connection:
         await connection.send(complete_head(content_length="100000000"), b"{" * 1024)
@@ -273,7 +279,7 @@ async def test_declared_body_over_the_limit_is_a_413_before_it_is_sent(bridge):
         assert reply.error() == {"type": "request_too_large", "message": BODY_TOO_LARGE}
 
 
-async def test_chunked_body_over_the_limit_is_a_413_while_it_is_still_coming(bridge):
+async def test_chunked_body_over_the_limit_is_a_413_while_it_is_still_coming(bridge: str) -> None:
     """A chunked body with no end: a 413 comes back once the limit is passed, while the
     client has not finished; what follows is read and dropped, not kept, and the
     connection then serves the next request."""
@@ -289,7 +295,7 @@ async def test_chunked_body_over_the_limit_is_a_413_while_it_is_still_coming(bri
         assert (await connection.reply()).status == 200
 
 
-async def test_body_over_the_limit_is_never_buffered(process):
+async def test_body_over_the_limit_is_never_buffered(process: BridgeProcess) -> None:
     """On `complete-bridge serve`: 50 MB sent after a 413 leave its memory as it was."""
     async with Connection.to(process.url) as connection:
         await connection.send(complete_head(transfer_encoding="chunked"), chunk(b"a" * 8192))
@@ -301,23 +307,23 @@ async def test_body_over_the_limit_is_never_buffered(process):
 
 
 @pytest.mark.parametrize("path", ["/v1/complete", "/v1/messages"])
-async def test_the_app_stops_reading_a_body_at_the_limit(path):
+async def test_the_app_stops_reading_a_body_at_the_limit(path: str) -> None:
     """In the app itself: of an endless body, it reads up to the limit and one message
     more, then answers 413 (legacy or pass-through alike)."""
     async with loopback(ok) as url:
         app = create_app(Settings(upstream_url=url, max_body_bytes=LIMIT))
         received = 0
-        sent: list[dict] = []
+        sent: list[Message] = []
 
-        async def receive() -> dict:
+        async def receive() -> Message:
             nonlocal received
             received += 1
             return {"type": "http.request", "body": b"a" * 1024, "more_body": True}
 
-        async def send(message: dict) -> None:
+        async def send(message: Message) -> None:
             sent.append(message)
 
-        scope = {
+        scope: Scope = {
             "type": "http",
             "method": "POST",
             "path": path,
@@ -336,7 +342,7 @@ def ok(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json=message())
 
 
-async def test_passthrough_chunked_body_over_the_limit_is_a_413(process):
+async def test_passthrough_chunked_body_over_the_limit_is_a_413(process: BridgeProcess) -> None:
     """A pass-through body over the limit is a 413 like a legacy one. Regression: the
     RequestTooLarge raised while the upstream client reads the body came out of aiohttp
     as a lost connection, a 502 `api_error` that SDKs retry."""
@@ -346,7 +352,9 @@ async def test_passthrough_chunked_body_over_the_limit_is_a_413(process):
         assert (await connection.reply()).status == 413
 
 
-async def test_passthrough_declared_body_over_the_limit_is_a_413_before_it_is_sent(bridge):
+async def test_passthrough_declared_body_over_the_limit_is_a_413_before_it_is_sent(
+    bridge: str,
+) -> None:
     """A pass-through body declared over the limit is refused before it is read, like a
     legacy one. Regression: it was streamed upstream until the limit was crossed."""
     async with Connection.to(bridge) as connection:
@@ -361,7 +369,9 @@ async def test_passthrough_declared_body_over_the_limit_is_a_413_before_it_is_se
 
 @pytest.mark.parametrize(("opening", "closing"), [(b"[", b"]"), (b'{"a":', b"}")])
 @pytest.mark.parametrize("depth", [1025, 100_000])
-async def test_deep_json_is_a_legacy_400(roomy, opening, closing, depth):
+async def test_deep_json_is_a_legacy_400(
+    roomy: str, opening: bytes, closing: bytes, depth: int
+) -> None:
     """JSON nested past orjson's 1024 levels, up to 100,000 (a 600 KB body): a legacy 400
     in well under the time bound, and the bridge serves on. Past 10,000 containers the
     body is refused for its number of values before it is parsed."""

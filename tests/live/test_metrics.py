@@ -3,6 +3,7 @@ by the app in-process and by a real bridge process."""
 
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -336,16 +337,14 @@ def test_two_apps_keep_separate_registries() -> None:
 # Through the app
 
 
-STREAM = b"".join(
-    sse_event(kind, **data)
-    for kind, data in [
-        ("message_start", {"message": {"id": "msg_9", "usage": {"input_tokens": 3}}}),
-        ("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
-        ("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
-        ("message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}}),
-        ("message_stop", {}),
-    ]
-)
+EVENTS: list[tuple[str, dict[str, Any]]] = [
+    ("message_start", {"message": {"id": "msg_9", "usage": {"input_tokens": 3}}}),
+    ("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+    ("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
+    ("message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}}),
+    ("message_stop", {}),
+]
+STREAM = b"".join(sse_event(kind, **data) for kind, data in EVENTS)
 
 
 def scripted(request: httpx.Request) -> httpx.Response:
@@ -361,7 +360,7 @@ def scripted(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json=message())
 
 
-async def test_metrics_endpoint_counts_what_the_app_served(tmp_path) -> None:
+async def test_metrics_endpoint_counts_what_the_app_served(tmp_path: Path) -> None:
     """After an OK call, a stream, an upstream 529, a bad prompt and a pass-through call,
     GET /metrics (with a client key: keys are required) shows each of them."""
     (tmp_path / "keys").write_text("sk-ant-test\n")
@@ -418,7 +417,7 @@ async def test_metrics_endpoint_counts_what_the_app_served(tmp_path) -> None:
     )
 
 
-async def test_a_real_bridge_process_serves_metrics(tmp_path) -> None:
+async def test_a_real_bridge_process_serves_metrics(tmp_path: Path) -> None:
     """A `complete-bridge serve` process counts a call it translated and serves /metrics."""
     async with (
         serving(FakeUpstream()) as upstream_url,
