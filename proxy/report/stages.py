@@ -25,8 +25,8 @@ class RouteConfig:
 
 
 def stage(route: RouteConfig) -> str:
-    if route.mode in ("canary", "shadow"):
-        return f"{route.mode} {route.percent or 0:g} %"
+    if route.mode in ("canary", "shadow") and route.percent is not None:
+        return f"{route.mode} {route.percent:g} %"
     return route.mode
 
 
@@ -90,16 +90,17 @@ def configs_in_force(configs: list[tuple[datetime | None, dict[str, Any]]]) -> A
     return applied
 
 
-def toml(name: str, mode: str, percent: float | None, arms: dict[str, ArmConfig]) -> str:
+def toml(name: str, mode: str, percent: float | None, arms: dict[str, ArmConfig]) -> str | None:
     """The keys to set in route `name`'s [[routes]] table (its match and the arms'
-    other keys stay as they are)."""
+    other keys stay as they are); None when the arms are not known (a route read from
+    its calls: a shadow's secondary makes no complete line)."""
     lines = ["[[routes]]"]
     lines += [f"name = {_quoted(name)}", f'mode = "{mode}"']
     if mode in ("canary", "shadow"):
+        if set(arms) != {"primary", "secondary"}:
+            return None
         lines.append(f"percent = {percent or 0:g}")
-        for arm in ("primary", "secondary"):
-            if arm in arms:
-                lines.append(f"{arm} = {{ {_arm(arms[arm])} }}")
+        lines += [f"{arm} = {{ {_arm(arms[arm])} }}" for arm in ("primary", "secondary")]
     elif (model := arms.get("primary", ArmConfig(mode, None)).model) is not None:
         lines.append(f"model = {_quoted(model)}")
     return "\n".join(lines)

@@ -38,8 +38,18 @@ def verdicts(
         if name in SKIPPED:
             continue
         arms = {a.arm: a for a in report.arms if a.route == name}
-        route = routes.get(name) or _inferred(name, arms, report)
-        decision = _decide(tally, report, route, arms, config)
+        route = routes.get(name)
+        if route is None and tally.configs and name != "default":
+            reason = "not in the latest config.applied line: its calls go by another route"
+            decision = Decision(
+                name, "removed", "done", "nothing: the route is gone", [reason], None
+            )
+        elif route is None:
+            decision = _decide(tally, report, _inferred(name, arms, report), arms, config)
+            if name != "default":
+                decision.reasons.append("stage read from the calls: no config.applied line")
+        else:
+            decision = _decide(tally, report, route, arms, config)
         if force:
             decision.verdict = "hold"
             decision.reasons.insert(0, f"force_mode = {force} is on: every call goes one way")
@@ -229,7 +239,7 @@ def _latency(
 
 
 def _ending(
-    name: str, here: str, reasons: list[str], holds: list[str], step: str, change: str
+    name: str, here: str, reasons: list[str], holds: list[str], step: str, change: str | None
 ) -> Decision:
     if holds:
         return Decision(name, here, "hold", f"hold at {here}", reasons + holds, None)

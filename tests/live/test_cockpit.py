@@ -242,6 +242,20 @@ def test_the_next_step_is_a_config_change_in_toml(tmp_path: Path) -> None:
     }
 
 
+def test_a_log_without_config_lines_reads_the_stage_from_the_calls(tmp_path: Path) -> None:
+    """Before config.applied lines: a route with secondary calls is a canary (its share
+    of calls), one with shadow lines a shadow, and the decision says it guessed."""
+    d = decisions(report(tmp_path, [x for x in LOG if "config.applied" not in x]))
+    assert (d["erring"]["stage"], d["erring"]["verdict"]) == ("canary 43 %", "hold")
+    assert (d["ready"]["stage"], d["ready"]["verdict"]) == ("shadow", "ready")
+    assert d["ready"]["toml"] is None  # its secondary arm is in no line: no half a config
+    assert d["legacy"]["toml"] is not None  # a shadow of its one known arm, translated
+    assert (d["legacy"]["stage"], d["legacy"]["verdict"]) == ("passthrough", "ready")
+    assert all(
+        x["reasons"][-1] == "stage read from the calls: no config.applied line" for x in d.values()
+    )
+
+
 def test_timeline_from_config_applied_lines(tmp_path: Path) -> None:
     """Each route's stage changes, in time order; a replica starting on the same config
     is no change; a reload that sets force_mode is one, and holds every route."""
@@ -384,7 +398,8 @@ def test_in_process_report_is_the_cli_report(tmp_path: Path) -> None:
     pick = route(
         "pick", "shadow", 10, primary=("translate", SONNET), secondary=("translate", HAIKU)
     )
-    log += [applied("2025-06-04T00:00:02Z", "file", pick)]
+    done = route("done", "translate", primary=("translate", HAIKU))
+    log += [applied("2025-06-04T00:00:02Z", "file", *CONFIG[:4], done, pick)]
     log += calls("pick", "primary", "translate", 20) + shadows("pick", 20, agree=20, similarity=0.7)
     cli = report(tmp_path, log)
     here = json.loads(render_json(build_report(log)))
@@ -396,6 +411,7 @@ def test_in_process_report_is_the_cli_report(tmp_path: Path) -> None:
     for key in ("decisions", "timeline", "costs", "arms", "choices"):
         assert here[key] == cli[key], key
     assert decisions(here)["done"]["stage"] == "legacy off"
+    assert decisions(here)["slow"]["stage"] == "removed"  # by the reload of June 4
     assert [t["stage"] for t in here["timeline"] if t["route"] in ("slow", "legacy")][-2:] == [
         "removed",
         "removed",
