@@ -15,6 +15,7 @@ from typing import Any
 import botocore.session
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.exceptions import BotoCoreError
 
 from proxy.errors import BridgeError
 from proxy.upstream.answer import Answer
@@ -26,10 +27,10 @@ SIGNED = frozenset({b"authorization", b"x-amz-date", b"x-amz-security-token"})
 class NoCredentials(BridgeError):
     status = 500
 
-    def __init__(self) -> None:
+    def __init__(self, why: str = "none found") -> None:
         super().__init__(
             "the bridge has no AWS credentials to call Bedrock with (environment, profile, "
-            "web identity or instance role)"
+            f"web identity or instance role): {why}"
         )
 
 
@@ -48,14 +49,17 @@ class Signing:
         self.inner.open()
 
     async def _frozen(self) -> Any:
-        if self._credentials is None:
-            async with self._lock:
-                if self._credentials is None:
-                    session = botocore.session.get_session()
-                    self._credentials = await asyncio.to_thread(session.get_credentials)
-        if self._credentials is None:
-            raise NoCredentials()
-        return await asyncio.to_thread(self._credentials.get_frozen_credentials)
+        try:
+            if self._credentials is None:
+                async with self._lock:
+                    if self._credentials is None:
+                        session = botocore.session.get_session()
+                        self._credentials = await asyncio.to_thread(session.get_credentials)
+            if self._credentials is None:
+                raise NoCredentials()
+            return await asyncio.to_thread(self._credentials.get_frozen_credentials)
+        except BotoCoreError as exc:  # a provider of the chain failed (its name, no secret)
+            raise NoCredentials(type(exc).__name__) from None
 
     async def send(self, request: Request) -> Answer:
         assert isinstance(request.content, bytes)  # a signed body is held whole

@@ -15,6 +15,10 @@ from botocore.exceptions import ClientError, EventStreamError
 from proxy.config.settings import Settings
 from proxy.edge.app import create_app
 from proxy.rollout.routes import Arm, Match, Route
+from proxy.upstream.answer import Answer
+from proxy.upstream.memory import MemoryTransport
+from proxy.upstream.sigv4 import NoCredentials, Signing
+from proxy.upstream.transport import Request
 from tests.app.test_bedrock import body, invoke, runtime_client, stream
 from tests.fakes.bedrock import FakeBedrock
 from tests.fakes.servers import serving
@@ -142,3 +146,30 @@ async def test_credentials_come_from_a_profile(
     got = await asyncio.to_thread(invoke, url)
     assert got["body"]["completion"] == " echo: Hello there"
     assert len(bedrock.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("container", "why"),
+    [(None, "none found"), ("http://127.0.0.1:9/", "CredentialRetrievalError")],
+)
+async def test_no_credentials_anywhere_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, container: str | None, why: str
+) -> None:
+    """None in the chain; or a provider of it failing (a container role unreachable on
+    loopback): a clear error, nothing sent unsigned."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.setenv(name, str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
+    if container is not None:
+        monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", container)
+
+    async def bedrock(request: Request) -> Answer:
+        raise AssertionError("never sent unsigned")
+
+    request = Request("POST", "http://bedrock.test/model/m/invoke", [], b"{}")
+    with pytest.raises(NoCredentials, match=f"no AWS credentials.*: {why}"):
+        await Signing(MemoryTransport(bedrock), "us-east-1").send(request)
