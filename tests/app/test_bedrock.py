@@ -14,12 +14,13 @@ import httpx
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EventStreamError
+from starlette.types import Receive, Scope, Send
 from structlog.testing import capture_logs
 
 from proxy.config.settings import Settings
 from proxy.edge.app import create_app
 from proxy.rollout.routes import Arm, Match, Route, fingerprint
-from tests.fakes.servers import serving
+from tests.fakes.servers import request_body, serving
 from tests.fakes.upstream import FakeUpstream
 
 PROMPT = "\n\nHuman: Hello there\n\nAssistant:"
@@ -187,3 +188,52 @@ async def test_shared_bridge_takes_a_bearer_key(stack: Stack) -> None:
         403, "AccessDeniedException",
     )  # fmt: skip
     assert signed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+async def legacy_upstream(scope: Scope, receive: Receive, send: Send) -> None:
+    """An upstream that still serves /v1/complete (the 2023-06-01 stream format)."""
+    if scope["type"] != "http":
+        return
+    body = json.loads(await request_body(receive))
+    seen = {n.decode(): v.decode() for n, v in scope["headers"]}
+    LEGACY_CALLS.append((scope["path"], seen, body))
+    answer = {"type": "completion", "completion": " legacy", "model": body["model"]}
+    answer |= {"stop_reason": "stop_sequence", "stop": "\n\nHuman:", "log_id": "c", "id": "c"}
+    if body.get("stream"):
+        events = [{**answer, "stop_reason": None, "stop": None}, {**answer, "completion": ""}]
+        content = b"".join(
+            b"event: completion\ndata: %s\n\n" % json.dumps(e).encode() for e in events
+        )
+        kind = b"text/event-stream"
+    else:
+        content, kind = json.dumps(answer).encode(), b"application/json"
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", kind)]})
+    await send({"type": "http.response.body", "body": content})
+
+
+LEGACY_CALLS: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+
+
+async def test_a_passthrough_arm_sends_the_legacy_body(stack: Stack) -> None:
+    """A route that passes Bedrock calls on to an upstream still serving /v1/complete."""
+    async with serving(legacy_upstream) as legacy:
+        route = Route(
+            "legacy",
+            mode="passthrough",
+            primary=Arm("passthrough", {"upstream_url": legacy, "model": "claude-2.1"}),
+        )
+        url, _ = await stack(routes=(route,))
+        LEGACY_CALLS.clear()
+        got = await asyncio.to_thread(invoke, url)
+        chunks = await asyncio.to_thread(stream, url)
+    assert got["body"] == {
+        "completion": " legacy",
+        "stop_reason": "stop_sequence",
+        "stop": "\n\nHuman:",
+    }
+    assert [c["completion"] for c in chunks] == [" legacy", ""]
+    assert chunks[-1]["stop_reason"] == "stop_sequence"
+    [(path, headers, body), _] = LEGACY_CALLS
+    assert (path, body["model"], body["stream"]) == ("/v1/complete", "claude-2.1", False)
+    assert headers["x-api-key"] == "sk-bridge"
+    assert "authorization" not in headers and "anthropic_version" not in body
