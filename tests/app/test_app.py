@@ -400,7 +400,8 @@ async def test_get_on_complete_passes_through(make_client: MakeClient) -> None:
 
 async def test_passthrough_upstream_unreachable(make_client: MakeClient) -> None:
     """A pass-through whose upstream is down gets the same 502 envelope."""
-    client, _ = await make_client(raises(httpx.ConnectError("refused")))
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    client, _ = await make_client(raises(httpx.ConnectError("refused")), upstream_url=down)
     response = await client.get("/v1/models")
     assert response.status_code == 502
     assert response.json()["error"]["type"] == "api_error"
