@@ -89,6 +89,10 @@ BEDROCK_SDKS = {
         ),
     )
 }
+# LangChain 0.0.x's `Bedrock` LLM over boto3 (its last 0.0 release).
+LANGCHAIN_BEDROCK = Sdk(
+    "langchain-0.0.354", "python", ("langchain==0.0.354", "boto3<2"), "langchain_bedrock.py", "v2"
+)
 
 
 def _run(argv: list[str], cwd: Path | None = None) -> None:
@@ -121,5 +125,5 @@ def ensure(sdk: Sdk) -> Sdk:
 
 
 if __name__ == "__main__":
-    for sdk in (*SDKS.values(), VERCEL_AI, GRIPTAPE, *BEDROCK_SDKS.values()):
+    for sdk in (*SDKS.values(), VERCEL_AI, GRIPTAPE, *BEDROCK_SDKS.values(), LANGCHAIN_BEDROCK):
         print(sdk.name, ensure(sdk).home, flush=True)

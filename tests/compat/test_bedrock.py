@@ -19,7 +19,7 @@ from tests.fakes.answers import Received
 from tests.fakes.servers import free_port
 
 from .conftest import DRIVER_TIMEOUT, REPO, STARTUP_TIMEOUT, _environ
-from .envs import BEDROCK_SDKS, Sdk, ensure
+from .envs import BEDROCK_SDKS, LANGCHAIN_BEDROCK, Sdk, ensure
 
 pytestmark = pytest.mark.compat
 
@@ -134,3 +134,32 @@ def test_bearer_key_is_answered(shared_bridge: str, stream: bool) -> None:
         else "".join(e["completion"] for e in got["events"])
     )
     assert text == ANSWER["completion"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_langchain_bedrock_llm(
+    shared_bridge: str, stream: bool, received: list[Received], tmp_path: Path
+) -> None:
+    """LangChain 0.0.x's `Bedrock` LLM, its boto3 client signing with the app's keys."""
+    sdk = ensure(LANGCHAIN_BEDROCK)
+    done = subprocess.run(
+        [*sdk.command(), shared_bridge, json.dumps({"stream": stream, "question": "Hello there"})],
+        env={
+            **_environ("AWS_"),
+            "AWS_ACCESS_KEY_ID": SIGNED["aws_access_key"],
+            "AWS_SECRET_ACCESS_KEY": SIGNED["aws_secret_key"],
+            "AWS_CONFIG_FILE": str(tmp_path / "none"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=DRIVER_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.splitlines()[-1])
+    assert got["error"] is None
+    text = "".join(got["events"]) if stream else got["result"]
+    assert text == ANSWER["completion"]
+    [request] = received
+    assert request.body["messages"][-1]["content"] == "Hello there"
