@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from proxy.config.settings import Settings
 from proxy.edge.bedrock import BedrockEndpoint
-from proxy.edge.bedrock_face import BedrockFace
+from proxy.edge.bedrock_face import BedrockClient
 from proxy.edge.bridge import Bridge
 from proxy.edge.complete import CompleteEndpoint
 from proxy.edge.context import CallContext
@@ -118,7 +118,7 @@ def create_app(
             Route("/v1/complete", complete, methods=["POST"]),
             Route(
                 "/model/{model_id:path}/{operation}",
-                BedrockFace(CallContext(bridge, BedrockEndpoint(bridge))),
+                CallContext(bridge, BedrockEndpoint(bridge), BedrockClient),
                 methods=["POST"],
             ),
             Route("/metrics", MetricsEndpoint(bridge, settings.metrics_port), methods=["GET"]),

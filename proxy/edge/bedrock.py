@@ -6,8 +6,8 @@ A Bedrock call is a `/v1/complete` call in another envelope: `BedrockEndpoint` i
 `/v1/complete` endpoint (proxy/edge/complete.py: admitted, read, routed on the legacy
 model id, answered by its arm, shadowed, logged) with Bedrock's way in (its callers'
 credentials, proxy/edge/bedrock_access.py; its body, proxy/translate/bedrock.py), and
-`BedrockFace` (proxy/edge/bedrock_face.py) puts what the call answers in Bedrock's shapes
-on the way out.
+its client, a `BedrockClient` (proxy/edge/bedrock_face.py), puts what the call answers in
+Bedrock's shapes on the way out.
 """
 
 from typing import Any
@@ -16,6 +16,7 @@ from starlette.datastructures import Headers
 from starlette.types import Scope
 
 from proxy.edge import bedrock_access
+from proxy.edge.bedrock_face import BedrockClient
 from proxy.edge.complete import CompleteEndpoint
 from proxy.edge.context import Inbound
 from proxy.errors import NotFound
@@ -29,7 +30,6 @@ from proxy.upstream.headers import MESSAGES_VERSION, RawHeaders
 # The caller's headers an arm may see: never its credentials (a SigV4 signature, a bearer
 # key for the bridge) nor the signature's companions; the upstream key is the bridge's.
 _KEPT = frozenset({b"user-agent", b"anthropic-beta"})
-BEDROCK_SCOPE = "bridge.bedrock"  # the scope key under which the face finds the record
 
 
 def model_id(scope: Scope) -> str:
@@ -42,11 +42,7 @@ class BedrockEndpoint(CompleteEndpoint):
     """`POST /model/{modelId}/invoke[-with-response-stream]`, in its request context."""
 
     def record(self, scope: Scope, headers: Headers) -> CompleteRecord:
-        record = CompleteRecord(format="v2", bedrock_model=model_id(scope))
-        face = scope.get(BEDROCK_SCOPE)
-        if face is not None:
-            face.record = record
-        return record
+        return CompleteRecord(format="v2", bedrock_model=model_id(scope))
 
     def admit(self, runtime: Runtime, headers: Headers) -> None:
         bedrock_access.admit(runtime.access, headers)
@@ -58,7 +54,9 @@ class BedrockEndpoint(CompleteEndpoint):
     def load(
         self, inbound: Inbound[CompleteRecord], raw: bytearray
     ) -> tuple[dict[str, Any], bytes | bytearray, RawHeaders]:
-        scope, record = inbound.scope, inbound.record
+        scope, record, client = inbound.scope, inbound.record, inbound.client
+        if isinstance(client, BedrockClient):
+            client.answer.record = record  # its token counts go in Bedrock's headers
         bedrock_access.verify(inbound.runtime.access, scope, inbound.headers, raw)
         operation = scope["path_params"]["operation"]
         if operation not in OPERATIONS:

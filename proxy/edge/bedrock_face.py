@@ -1,6 +1,6 @@
-"""Pure ASGI around a Bedrock call's request context: what the call answers (a legacy
-completion, its v2 stream, or an error in the legacy envelope) goes out in Bedrock's
-shapes, with Bedrock's headers.
+"""The downstream side of a Bedrock call: what the call answers (a legacy completion,
+its v2 stream, or an error in the legacy envelope) goes out in Bedrock's shapes, with
+Bedrock's headers, as it is sent.
 
     200 JSON     {"completion", "stop_reason", "stop"}; x-amzn-requestid and the
                  x-amzn-bedrock-input/output-token-count headers
@@ -8,7 +8,8 @@ shapes, with Bedrock's headers.
                  invocation metrics; an error after the 200, an exception event
     an error     Bedrock's status, `x-amzn-errortype` and `{"message": ...}`
 
-The request id is the call's `call_id` (the one on its log lines).
+The request id is the call's `call_id` (the one on its log lines). The status the call's
+record logs is the one sent.
 """
 
 import time
@@ -16,9 +17,9 @@ from typing import Any
 
 import orjson
 import structlog
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Send
 
-from proxy.edge.bedrock import BEDROCK_SCOPE
+from proxy.edge.downstream import Client
 from proxy.errors import INTERNAL_ERROR
 from proxy.obs.record import CompleteRecord
 from proxy.translate.bedrock import BedrockStream, bedrock_error, error_body, whole
@@ -34,6 +35,7 @@ class BedrockAnswer:
     def __init__(self, send: Send) -> None:
         self._send = send
         self.record: CompleteRecord | None = None  # set by the endpoint
+        self.status: int | None = None  # the one sent
         self._started = time.perf_counter()
         self._first: float | None = None
         self._status = 0
@@ -57,6 +59,7 @@ class BedrockAnswer:
                     (b"x-amzn-bedrock-content-type", JSON),
                     *self._common(),
                 ]
+                self.status = 200
                 await self._send({"type": "http.response.start", "status": 200, "headers": headers})
             return
         if message["type"] != "http.response.body":
@@ -105,17 +108,23 @@ class BedrockAnswer:
             status, body = bedrock.status, error_body(str(error.get("message", "")))
             headers += [(b"content-type", JSON), (b"x-amzn-errortype", bedrock.name.encode())]
         headers.append((b"content-length", str(len(body)).encode()))
+        self.status = status
         await self._send({"type": "http.response.start", "status": status, "headers": headers})
         await self._send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-class BedrockFace:
-    """The ASGI app of a Bedrock call: the call's context inside, Bedrock's shapes out."""
+class BedrockClient(Client):
+    """A Bedrock call's client: what is written to it goes out through its BedrockAnswer;
+    `status` is the one Bedrock's client got (the legacy one until it is sent)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self.answer = BedrockAnswer(send)
+        super().__init__(receive, self.answer.send)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        answer = BedrockAnswer(send)
-        scope[BEDROCK_SCOPE] = answer
-        await self.app(scope, receive, answer.send)
+    @property
+    def status(self) -> int | None:
+        return self.answer.status or self._legacy_status
+
+    @status.setter
+    def status(self, status: int | None) -> None:
+        self._legacy_status = status

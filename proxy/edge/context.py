@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import contextvars
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -92,16 +92,22 @@ class Context(Protocol):
 class CallContext(Generic[R]):
     """Pure ASGI: one endpoint, each of its calls in a context."""
 
-    def __init__(self, bridge: Context, endpoint: Endpoint[R]) -> None:
+    def __init__(
+        self,
+        bridge: Context,
+        endpoint: Endpoint[R],
+        client: Callable[[Receive, Send], Client] = Client,
+    ) -> None:
         self.bridge = bridge
         self.endpoint = endpoint
+        self.client = client  # another API's face (proxy/edge/bedrock_face.py)
         self.log = structlog.get_logger("complete-bridge")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         bridge, endpoint = self.bridge, self.endpoint
         runtime = bridge.runtime  # pinned: the whole call runs on this generation
         headers = Headers(scope=scope)
-        client = Client(receive, send)
+        client = self.client(receive, send)
         record = endpoint.record(scope, headers)
         inbound = Inbound(scope, headers, client, runtime, record, [])
         inbound.bind(call_id=os.urandom(8).hex())

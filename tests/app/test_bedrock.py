@@ -142,11 +142,12 @@ async def test_errors_are_bedrocks(stack: Stack, prompt: str, status: int, code:
     def call() -> None:
         runtime_client(url).invoke_model(modelId="anthropic.claude-v2", body=body(prompt))
 
-    with pytest.raises(ClientError) as caught:
+    with capture_logs() as logs, pytest.raises(ClientError) as caught:
         await asyncio.to_thread(call)
     error = caught.value.response
     assert (error["ResponseMetadata"]["HTTPStatusCode"], error["Error"]["Code"]) == (status, code)
     assert error["Error"]["Message"]
+    assert {line["status"] for line in lines(logs)} == {status}  # the one the app got
 
 
 async def test_routes_match_the_legacy_bedrock_model_id(stack: Stack) -> None:
