@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
+from proxy.translate.sse import encode
 from proxy.upstream.answer import Answer, answer
 from proxy.upstream.transport import Request
 
@@ -80,7 +81,7 @@ async def _stream(message: dict[str, Any], text: str) -> AsyncIterator[bytes]:
 
 
 def _event(kind: str, data: dict[str, Any]) -> bytes:
-    return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
+    return encode(json.dumps({"type": kind, **data}).encode(), kind)
 
 
 def _error(status: int, kind: str, message: str) -> Answer:
