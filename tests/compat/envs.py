@@ -73,12 +73,19 @@ GRIPTAPE = Sdk(
     "v2",
 )
 # Bedrock's clients of the legacy API (tests/compat/test_bedrock.py): the SDK's
-# AnthropicBedrock now, and the anthropic-bedrock package of the 0.3.x era (2023).
+# AnthropicBedrock now, and the anthropic-bedrock package of 2023 (its 0.3.1 and last).
 BEDROCK_SDKS = {
     sdk.name: sdk
     for sdk in (
         Sdk(
             "py-bedrock-0.125.0", "python", ("anthropic[bedrock]==0.125.0",), "py_bedrock.py", "v2"
+        ),
+        Sdk(
+            "anthropic-bedrock-0.3.1",
+            "python",
+            ("anthropic-bedrock==0.3.1", "httpx<0.28"),
+            "py_bedrock.py",
+            "v2",
         ),
         Sdk(
             "anthropic-bedrock-0.8.0",

@@ -40,7 +40,7 @@ def main() -> None:
         out["error"] = {
             "class": type(e).__name__,
             "status": getattr(e, "status_code", None),
-            "body": e.body,
+            "body": getattr(e, "body", None) or str(e),  # 0.3.x errors have no body
         }
     print(json.dumps(out))
 
