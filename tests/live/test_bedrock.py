@@ -2,16 +2,18 @@
 its config file routes `anthropic.claude-instant-*` to the fake Bedrock Runtime (signed
 with the AWS credentials of the bridge's environment, which the fake verifies) and the
 rest to the fake Messages API with the bridge's key. Its JSON log names each call's
-Bedrock model and holds none of the keys, secrets or tokens involved."""
+Bedrock model and holds none of the keys, secrets or tokens involved; the migration
+report reads it back as who calls which legacy Bedrock model."""
 
 import asyncio
 import contextlib
 import json
 from pathlib import Path
 
+from proxy.rollout.routes import fingerprint
 from tests.app.test_bedrock import invoke, stream
 from tests.fakes.bedrock import FakeBedrock
-from tests.fakes.servers import bridge_process, serving
+from tests.fakes.servers import bridge_process, run_cli, serving
 from tests.fakes.upstream import FakeUpstream
 
 SECRETS = {
@@ -68,4 +70,8 @@ async def test_a_bridge_process_serves_both_routes(tmp_path: Path) -> None:
     log = (tmp_path / "bridge.log").read_text()
     for secret in [*list(SECRETS.values())[1:], "app-secret"]:  # the key id may show
         assert secret not in log
-    assert all(json.loads(line) for line in log.splitlines() if line.startswith("{"))
+    # The migration report: who still calls which legacy Bedrock model.
+    report = json.loads(run_cli("report", "--json", str(tmp_path / "bridge.log")).stdout)
+    [caller] = report["callers"]
+    assert caller["caller"] == fingerprint(b"AKIDAPP")  # the app's access key id
+    assert sorted(caller["models"]) == ["anthropic.claude-instant-v1", "anthropic.claude-v2:1"]
