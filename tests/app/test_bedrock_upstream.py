@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EventStreamError
+from structlog.testing import capture_logs
 
 from proxy.config.settings import Settings
 from proxy.edge.app import create_app
@@ -22,6 +23,7 @@ from proxy.upstream.transport import Request
 from tests.app.test_bedrock import body, invoke, runtime_client, stream
 from tests.fakes.bedrock import FakeBedrock
 from tests.fakes.servers import serving
+from tests.fakes.upstream import FakeUpstream
 
 BRIDGE_KEY, BRIDGE_SECRET, BRIDGE_TOKEN = "AKIDBRIDGE", "bridge-secret", "bridge-token"
 Stack = Callable[..., Awaitable[tuple[str, FakeBedrock]]]
@@ -173,3 +175,33 @@ async def test_no_credentials_anywhere_is_a_clear_error(
     request = Request("POST", "http://bedrock.test/model/m/invoke", [], b"{}")
     with pytest.raises(NoCredentials, match=f"no AWS credentials.*: {why}"):
         await Signing(MemoryTransport(bedrock), "us-east-1").send(request)
+
+
+async def test_shadow_asks_bedrock_while_the_anthropic_api_answers(
+    aws_environ: pytest.MonkeyPatch,
+) -> None:
+    """A shadow route: the Anthropic API answers the app; Bedrock's Messages form is asked
+    the same call in the background, and the two answers are compared in the log."""
+    bedrock, messages = FakeBedrock(BRIDGE_KEY, BRIDGE_SECRET, BRIDGE_TOKEN), FakeUpstream()
+    async with serving(bedrock) as bedrock_url, serving(messages) as messages_url:
+        on_bedrock = {"upstream_url": bedrock_url, "upstream_aws_region": "us-east-1"}
+        route = Route(
+            "try-bedrock",
+            mode="shadow",
+            primary=Arm("translate"),
+            secondary=Arm("translate", on_bedrock),
+            percent=100,
+        )
+        config = Settings(upstream_url=messages_url, upstream_key="env:KEY", routes=(route,))
+        with capture_logs() as logs:
+            async with serving(create_app(config, environ={"KEY": "sk-bridge"})) as url:
+                got = await asyncio.to_thread(invoke, url)
+                async with asyncio.timeout(5):
+                    while not [line for line in logs if line["event"] == "shadow"]:  # noqa: ASYNC110
+                        await asyncio.sleep(0.02)
+    assert got["body"]["completion"] == " echo: Hello there"
+    assert len(messages.requests) == len(bedrock.requests) == 1
+    [shadow] = [line for line in logs if line["event"] == "shadow"]
+    assert (shadow["status"], shadow["exact_match"], shadow["legacy_model"]) == (
+        200, True, "anthropic.claude-v2",
+    )  # fmt: skip
