@@ -2,9 +2,11 @@
 that drains on SIGTERM/SIGINT. Heavy imports wait until it runs, so the other commands
 start fast."""
 
+import contextlib
 import gc
 import signal
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 
@@ -42,6 +44,7 @@ def serve(
     from proxy.edge.listen import ListenError, bind
     from proxy.edge.serving_limits import serving_limits
     from proxy.obs.log import configure_logging
+    from proxy.upstream.egress import shown
 
     # A bad secret reference stops us here.
     app = create_app(settings, environ=environ, reload=reload, config_path=config_path)
@@ -69,6 +72,17 @@ def serve(
                 )
             super().handle_exit(sig, frame)
 
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            """uvicorn's, which re-raises the signal that stopped it when serving ends:
+            the log's last lines (flushed once a loop turn, proxy/obs/log.py) are
+            written first, as the signal ends the process unflushed."""
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    sys.stdout.flush()
+
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -87,6 +101,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         metrics_port=settings.metrics_port or None,
+        **shown(settings.upstream_url, settings),  # the proxy with no password, the CAs
     )
     if settings.upstream_key and not settings.client_keys and settings.host not in LOOPBACK:
         log.warning(

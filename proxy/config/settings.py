@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from proxy.config import network
 from proxy.config.models import ModelTable
 from proxy.config.report_table import ReportConfig
 from proxy.config.toml_lines import KeyPath
@@ -27,7 +28,7 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(network.NetworkSettings):  # and the network's: proxy/config/network.py
     upstream_url: str = "https://api.anthropic.com"
     host: str = "127.0.0.1"
     port: int = 8080
@@ -180,9 +181,10 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "bedrock_access_keys": _reference,
     "upstream_aws_region": _region,
     "force_mode": _force_mode,
+    **network.PARSERS,
 }
 KEYS = tuple(_PARSERS)
-assert set(KEYS) == {f.name for f in fields(Settings)} - {"models", "routes", "report"}
+assert set(KEYS) == {f.name for f in fields(Settings)} - {"models", "routes", *network.NOT_SETTINGS}
 
 
 def check_value(key: str, raw: Any) -> Any:
@@ -196,7 +198,7 @@ def check_value(key: str, raw: Any) -> Any:
         ) from None
 
 
-SECRET_KEYS = frozenset({"client_keys", "upstream_key", "bedrock_access_keys"})
+SECRET_KEYS = frozenset({"client_keys", "upstream_key", "bedrock_access_keys", "upstream_proxy"})
 
 
 def _shown(key: str, raw: Any) -> str:
@@ -237,9 +239,12 @@ def check_ports(settings: Settings) -> Settings:
         raise ConfigError(
             f"metrics_port: must differ from port ({settings.port})", at=("metrics_port",)
         )
+    if problem := network.check_pairs(settings):  # certificates and their keys
+        raise ConfigError(problem[0], at=(problem[1],))
     return settings
 
 
 def from_environ(settings: Settings, environ: Mapping[str, str]) -> Settings:
     values = {key: environ[env_name(key)] for key in KEYS if env_name(key) in environ}
-    return apply(settings, values, env_name)
+    found = network.standard_environ(environ)  # HTTPS_PROXY, SSL_CERT_FILE, ...
+    return replace(apply(settings, values, env_name), standard_environ=found)

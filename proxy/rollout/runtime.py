@@ -30,6 +30,11 @@ _UPSTREAM_FIELDS = (
     "retry_max_wait",
     "max_connections",
     "upstream_aws_region",
+    "upstream_proxy",  # and how it is reached (proxy/upstream/egress.py)
+    "upstream_ca_file",
+    "upstream_client_cert",
+    "upstream_client_key",
+    "standard_environ",
 )
 assert set(_UPSTREAM_FIELDS) <= {f.name for f in fields(Settings)}
 

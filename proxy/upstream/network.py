@@ -10,18 +10,20 @@ did not.
 from collections.abc import AsyncIterator
 
 import aiohttp
-import httpx
 import structlog
 
 from proxy.config.settings import Settings
 from proxy.errors import BridgeError, UpstreamTimeout, UpstreamUnreachable
 from proxy.upstream.answer import READ_SIZE, Answer
+from proxy.upstream.egress import egress_error, proxy_for, ssl_context
 from proxy.upstream.pool import Pool
 from proxy.upstream.transport import Request
 
 
 def upstream_error(exc: aiohttp.ClientError) -> BridgeError:
     """An aiohttp failure as ours, by what really happened."""
+    if named := egress_error(exc):  # the proxy's or TLS trust's, named
+        return named
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return UpstreamUnreachable("upstream unreachable: connection timed out")
     if isinstance(exc, aiohttp.ServerTimeoutError):
@@ -42,6 +44,10 @@ class NetworkTransport:
             sock_connect=settings.connect_timeout,
         )
         self._session: aiohttp.ClientSession | None = None
+        self._settings = settings  # and where to, through what (proxy/upstream/egress.py)
+        proxy = proxy_for(settings.upstream_url, settings)
+        self._proxy: str | None = proxy.url if proxy else None
+        self._proxy_headers: dict[str, str] | None = proxy.headers if proxy else None
 
     def open(self) -> None:
         """Make the session now (at startup), not on the first request: loading the CA
@@ -52,7 +58,7 @@ class NetworkTransport:
         """aiohttp's session, made on first use, inside the running loop."""
         if self._session is None:
             log = structlog.get_logger("complete-bridge")
-            connector = Pool(log, limit=self._limit, ssl=httpx.create_ssl_context())
+            connector = Pool(log, limit=self._limit, ssl=ssl_context(self._settings))
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 cookie_jar=aiohttp.DummyCookieJar(),  # no caller's cookies go to the next
@@ -72,6 +78,8 @@ class NetworkTransport:
                 data=request.content or None,
                 allow_redirects=False,
                 compress=False,
+                proxy=self._proxy,
+                proxy_headers=self._proxy_headers,
             )
         except aiohttp.ClientError as exc:
             raise upstream_error(exc) from None
