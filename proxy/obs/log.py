@@ -6,8 +6,11 @@ logs through the standard `logging` module (uvicorn's own messages, asyncio's,
 Python's warnings) is rendered by the same processors into the same stream, so with
 JSON every line the process writes is JSON."""
 
+import asyncio
 import logging
 import sys
+import threading
+import time
 from typing import Any, TextIO
 
 import orjson
@@ -33,19 +36,67 @@ def _processors(json_lines: bool) -> list[structlog.typing.Processor]:
     return [structlog.dev.ConsoleRenderer()]
 
 
-_STAMP: list[structlog.typing.Processor] = [
-    structlog.processors.add_log_level,
-    structlog.processors.TimeStamper(fmt="iso", utc=True),
-]
+class _Stamp:
+    """`timestamp` as structlog's TimeStamper(fmt="iso", utc=True) writes it (what
+    datetime.isoformat gives, `Z` for UTC), at a fraction of its cost: the date and time
+    of day are formatted once per second."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second, self._prefix = -1, ""
+
+    def __call__(self, _: Any, __: str, event: structlog.typing.EventDict) -> Any:
+        second, micro = divmod(time.time_ns() // 1000, 1_000_000)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        event["timestamp"] = f"{self._prefix}.{micro:06d}Z" if micro else f"{self._prefix}Z"
+        return event
+
+
+class _Lines:
+    """structlog's PrintLogger, but inside a running event loop the lines of one turn of
+    the loop are flushed together, at the start of the next turn (one write, not one a
+    line); elsewhere (another thread, no loop) each line is flushed as it is written."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._pending = False
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            print(message, file=self._stream)
+            if self._pending:
+                return
+            try:
+                asyncio.get_running_loop().call_soon(self._flush)
+            except RuntimeError:  # no loop in this thread
+                self._stream.flush()
+                return
+            self._pending = True
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._pending = False
+            self._stream.flush()
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+_STAMP: list[structlog.typing.Processor] = [structlog.processors.add_log_level, _Stamp()]
 
 
 def configure_logging(fmt: str = "auto", stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
     render = _processors(as_json(fmt, stream))
+    lines = _Lines(stream)  # one for all loggers: one lock, one flush a turn
     structlog.configure(
         processors=[structlog.contextvars.merge_contextvars, *_STAMP, *render],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        logger_factory=lambda *_: lines,
         cache_logger_on_first_use=True,
     )
     # The standard library's records (uvicorn's, asyncio's, warnings) in the same
