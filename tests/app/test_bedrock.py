@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 import boto3
@@ -50,8 +50,10 @@ def _fields(settings: Settings) -> dict[str, Any]:
     return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
 
 
-def runtime_client(url: str, key: str = "AKIDAPP", secret: str = APP_SECRET) -> Any:
-    return boto3.session.Session().client(  # not boto3's default session: made once
+@contextlib.contextmanager
+def runtime_client(url: str, key: str = "AKIDAPP", secret: str = APP_SECRET) -> Iterator[Any]:
+    """boto3's bedrock-runtime client of an app, its connections closed after."""
+    client = boto3.session.Session().client(  # not boto3's default session: made once
         "bedrock-runtime",
         region_name="us-east-1",
         endpoint_url=url,
@@ -59,6 +61,10 @@ def runtime_client(url: str, key: str = "AKIDAPP", secret: str = APP_SECRET) -> 
         aws_secret_access_key=secret,
         config=Config(retries={"max_attempts": 1}),
     )
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def body(prompt: str = PROMPT, **fields: Any) -> str:
@@ -67,19 +73,23 @@ def body(prompt: str = PROMPT, **fields: Any) -> str:
 
 
 def invoke(url: str, model: str = "anthropic.claude-v2", **options: Any) -> dict[str, Any]:
-    response = runtime_client(url, **options).invoke_model(modelId=model, body=body())
-    return {
-        "body": json.loads(response["body"].read()),
-        "headers": response["ResponseMetadata"]["HTTPHeaders"],
-    }
+    with runtime_client(url, **options) as client:
+        response = client.invoke_model(modelId=model, body=body())
+        return {
+            "body": json.loads(response["body"].read()),
+            "headers": response["ResponseMetadata"]["HTTPHeaders"],
+        }
 
 
 def stream(url: str, prompt: str = PROMPT) -> list[dict[str, Any]]:
-    client = runtime_client(url)
-    response = client.invoke_model_with_response_stream(
-        modelId="anthropic.claude-v2:1", body=body(prompt)
-    )
-    return [json.loads(event["chunk"]["bytes"]) for event in response["body"]]
+    with runtime_client(url) as client:
+        response = client.invoke_model_with_response_stream(
+            modelId="anthropic.claude-v2:1", body=body(prompt)
+        )
+        try:
+            return [json.loads(event["chunk"]["bytes"]) for event in response["body"]]
+        finally:
+            response["body"].close()  # its connection, also after an exception event
 
 
 def lines(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
@@ -140,7 +150,8 @@ async def test_errors_are_bedrocks(stack: Stack, prompt: str, status: int, code:
     url, _ = await stack()
 
     def call() -> None:
-        runtime_client(url).invoke_model(modelId="anthropic.claude-v2", body=body(prompt))
+        with runtime_client(url) as client:
+            client.invoke_model(modelId="anthropic.claude-v2", body=body(prompt))
 
     with capture_logs() as logs, pytest.raises(ClientError) as caught:
         await asyncio.to_thread(call)

@@ -103,7 +103,8 @@ async def test_bedrock_errors_reach_the_app_as_bedrocks(
     url, _ = await stack()
 
     def call() -> None:
-        runtime_client(url).invoke_model(modelId="anthropic.claude-v2", body=body(prompt))
+        with runtime_client(url) as client:
+            client.invoke_model(modelId="anthropic.claude-v2", body=body(prompt))
 
     with pytest.raises(ClientError) as caught:
         await asyncio.to_thread(call)
