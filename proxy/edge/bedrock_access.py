@@ -88,7 +88,7 @@ def verify(access: Access, scope: Scope, headers: Headers, body: bytes | bytearr
     path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
     request = AWSRequest(
         method=scope["method"],
-        url=f"http://{headers['host']}{path}" + (f"?{query}" if query else ""),
+        url=f"http://{headers.get('host', '')}{path}" + (f"?{query}" if query else ""),
         headers={name: headers.get(name, "") for name in signed},
         data=bytes(body),
     )

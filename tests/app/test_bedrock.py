@@ -6,13 +6,17 @@ import asyncio
 import contextlib
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 import boto3
 import httpx
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError, EventStreamError
 from starlette.types import Receive, Scope, Send
 from structlog.testing import capture_logs
@@ -249,3 +253,45 @@ async def test_a_passthrough_arm_sends_the_legacy_body(stack: Stack) -> None:
     assert (path, body["model"], body["stream"]) == ("/v1/complete", "claude-2.1", False)
     assert headers["x-api-key"] == "sk-bridge"
     assert "authorization" not in headers and "anthropic_version" not in body
+
+
+def signed(url: str, content: bytes, stamp: str | None = None) -> dict[str, str]:
+    """The headers botocore's signer gives a call to `url` with `content` at `stamp`
+    (an X-Amz-Date; now when None)."""
+    request = AWSRequest("POST", url, data=content)
+    request.context["timestamp"] = stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    request.headers["X-Amz-Date"] = request.context["timestamp"]
+    signer = SigV4Auth(Credentials(*ENVIRON["AWS_KEYS"].split()), "bedrock", "us-east-1")
+    canonical = signer.canonical_request(request)
+    signature = signer.signature(signer.string_to_sign(request, canonical), request)
+    names = signer.signed_headers(signer.headers_to_sign(request))
+    request.headers["Authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={signer.scope(request)}, SignedHeaders={names}, "
+        f"Signature={signature}"
+    )
+    return dict(request.headers)
+
+
+async def test_a_signature_covers_the_body_and_the_time(stack: Stack) -> None:
+    url, upstream = await stack(bedrock_access_keys="env:AWS_KEYS")
+    path = "/model/anthropic.claude-v2/invoke"
+    sent = body().encode()
+    async with httpx.AsyncClient(base_url=url) as client:
+        ok = await client.post(path, content=sent, headers=signed(url + path, sent))
+        tampered = await client.post(
+            path, content=sent.replace(b"50", b"60"), headers=signed(url + path, sent)
+        )
+        old = signed(url + path, sent, "20200101T000000Z")
+        stale = await client.post(path, content=sent, headers=old)
+        unsigned_host = signed(url + path, sent)
+        unsigned_host["Authorization"] = unsigned_host["Authorization"].replace(
+            "SignedHeaders=host;", "SignedHeaders="
+        )
+        no_host = await client.post(path, content=sent, headers=unsigned_host)
+    assert ok.status_code == 200
+    for refused, why in [(tampered, "does not match"), (stale, "too old"), (no_host, "host")]:
+        assert (refused.status_code, refused.headers["x-amzn-errortype"]) == (
+            403, "AccessDeniedException",
+        )  # fmt: skip
+        assert why in refused.json()["message"]
+    assert len(upstream.requests) == 1
