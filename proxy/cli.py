@@ -12,6 +12,8 @@ from proxy.commands import UsageError, check_config, report, translate
 from proxy.config.file import from_file
 from proxy.config.settings import ConfigError, Settings, apply, check_ports, from_environ
 from proxy.errors import InvalidRequest
+from proxy.network_cli import FLAGS as NETWORK_FLAGS
+from proxy.network_cli import add_options as add_network_options
 from proxy.rollout.routes import fingerprint
 from proxy.serve import serve
 
@@ -76,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
         help="client connections open at once; past it a new one is answered 503 "
         "overloaded_error with retry-after [BRIDGE_MAX_CLIENT_CONNECTIONS] (default: 10000)",
     )
+    add_network_options(serve)  # TLS, egress, workers: proxy/network_cli.py
     _config_option(serve)
 
     translate = commands.add_parser(
@@ -178,6 +181,7 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
             "header_timeout",
             "body_timeout",
             "max_client_connections",
+            *NETWORK_FLAGS,
         )
         if getattr(args, key, None) is not None
     }

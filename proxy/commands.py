@@ -14,6 +14,7 @@ from proxy.config.file import from_file, locate
 from proxy.config.report_table import ReportConfig
 from proxy.config.settings import ConfigError, Settings, check_ports, from_environ
 from proxy.errors import InvalidRequest
+from proxy.network_cli import check_lines
 from proxy.translate.request import translate_request
 
 
@@ -35,6 +36,7 @@ def check_config(path: Path, environ: Mapping[str, str]) -> str:
         f"{path}: OK",
         f"upstream: {settings.upstream_url}",
         f"metrics: {_metrics_place(settings)}",
+        *check_lines(settings),  # egress, TLS, workers
         f"force_mode (kill switch): {settings.force_mode or 'off: routes decide'}",
         "routes, tried in order (first match wins):",
     ]

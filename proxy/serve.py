@@ -43,6 +43,7 @@ def serve(
     from proxy.edge.limits import BoundedHttpToolsProtocol
     from proxy.edge.listen import ListenError, bind
     from proxy.edge.serving_limits import serving_limits
+    from proxy.edge.tls import serve_tls
     from proxy.obs.log import configure_logging
     from proxy.upstream.egress import shown
 
@@ -95,6 +96,7 @@ def serve(
         log_config=None,  # uvicorn's messages go through our log (configure_logging)
         timeout_graceful_shutdown=settings.drain_timeout,
     )
+    serve_tls(config, app, settings)  # with tls_cert_file: TLS, its certificate reloadable
     log.info(
         "bridge.starting",
         upstream=settings.upstream_url,

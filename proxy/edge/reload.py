@@ -34,6 +34,8 @@ class Reloader:
         self.environ = environ
         self.path = path
         self.retiring: list[Runtime] = []  # older configs with requests still running
+        # Called with each config applied: the server's TLS certificate (proxy/edge/tls.py).
+        self.applied: list[Callable[[Settings], None]] = []
         self._stamp = self._file_stamp()
         self._log = structlog.get_logger("complete-bridge")
 
@@ -52,7 +54,7 @@ class Reloader:
             self._log.warning(
                 "config.needs_restart",
                 hint="host, port, metrics_port, log_format, drain_timeout, header_timeout, "
-                "body_timeout and max_client_connections take effect on restart",
+                "body_timeout, max_client_connections and workers take effect on restart",
             )
         self.bridge.swap(runtime)
         self.retiring.append(old)
@@ -65,6 +67,8 @@ class Reloader:
         )
         log_applied(runtime, source)
         self.bridge.metrics.reloaded(applied=True)
+        for hook in self.applied:
+            hook(runtime.settings)
         return True
 
     async def watch(self) -> None:
@@ -141,4 +145,5 @@ def _restart_only(settings: Settings) -> tuple[object, ...]:
         settings.header_timeout,
         settings.body_timeout,
         settings.max_client_connections,
+        settings.workers,
     )

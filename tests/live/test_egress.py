@@ -231,3 +231,27 @@ def test_check_config_names_each_network_setting_at_fault(tmp_path: Path, ca: Au
         assert error in done.stderr, (line, done.stderr)
         assert f"{config}:1:" in done.stderr or f"{config}:2:" in done.stderr
         assert PASSWORD not in done.stderr + done.stdout
+
+
+def test_check_config_says_where_calls_go_and_never_the_password(
+    tmp_path: Path, ca: Authority
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'upstream_proxy = "http://bob:{PASSWORD}@proxy.corp.example:3128"\n'
+        f'upstream_ca_file = "{ca.ca_file}"\n'
+        f'tls_cert_file = "{ca.cert_file}"\ntls_key_file = "{ca.key_file}"\nworkers = 2\n'
+    )
+    done = run_cli("check-config", str(config), env=CLEAN)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "upstream egress: http://proxy.corp.example:3128; CAs from upstream_ca_file" in lines
+    assert f"listening: TLS with {ca.cert_file}, 2 worker processes" in lines
+    assert PASSWORD not in done.stdout and "bob" not in done.stdout
+    env = {**CLEAN, "HTTPS_PROXY": f"http://bob:{PASSWORD}@proxy.corp.example:3128"}
+    config.write_text("")
+    done = run_cli("check-config", str(config), env=env)
+    assert "upstream egress: http://proxy.corp.example:3128; CAs from certifi's bundle" in (
+        done.stdout.splitlines()
+    )
+    assert PASSWORD not in done.stdout

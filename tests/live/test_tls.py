@@ -1,0 +1,131 @@
+"""TLS on the listening side, on a real bridge process and real TLS clients: calls over
+TLS with the CA made in the test; on SIGHUP the certificate files are read again and the
+next handshake presents the new certificate while an open connection keeps working;
+files that do not load make the reload refused, and the certificate in use stays."""
+
+import asyncio
+import contextlib
+import os
+import signal
+import ssl
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fakes.factories import legacy_body
+from tests.fakes.network import Authority, authority
+from tests.fakes.servers import BridgeProcess, free_port
+
+V2 = {"x-api-key": "sk-ant-test-tls", "anthropic-version": "2023-06-01"}
+
+
+def trusting(ca: Authority) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca.ca_file))
+
+
+@contextlib.asynccontextmanager
+async def tls_bridge(
+    tmp_path: Path, ca: Authority, env: dict[str, str] | None = None
+) -> AsyncIterator[BridgeProcess]:
+    """`complete-bridge serve` on demo: with TLS, its certificate files copied into
+    `tmp_path` (so the test can replace them); ready (over TLS) when yielded."""
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    cert.write_bytes(ca.cert_file.read_bytes())
+    key.write_bytes(ca.key_file.read_bytes())
+    port, log_path = free_port(), tmp_path / "bridge.log"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+    environ.update(
+        {"BRIDGE_LOG_FORMAT": "json", "BRIDGE_TLS_CERT_FILE": str(cert)},
+        BRIDGE_TLS_KEY_FILE=str(key),
+        **(env or {}),
+    )
+    command = [sys.executable, "-m", "proxy", "serve", "--upstream-url", "demo:"]
+    with log_path.open("w") as log:
+        process = await asyncio.create_subprocess_exec(
+            *command, "--port", str(port), stdout=log, stderr=subprocess.STDOUT, env=environ
+        )
+    bridge = BridgeProcess(process, f"https://127.0.0.1:{port}", log_path)
+    try:
+        async with asyncio.timeout(15), httpx.AsyncClient(verify=trusting(ca)) as client:
+            while True:
+                if process.returncode is not None:
+                    raise RuntimeError(f"the bridge exited; see {log_path}")
+                try:
+                    if (await client.get(bridge.url + "/readyz")).status_code == 200:
+                        break
+                except httpx.ConnectError:
+                    await asyncio.sleep(0.05)
+        yield bridge
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def presented(url: str) -> str:
+    """The certificate the server presents to a new handshake (PEM, unverified)."""
+    host, port = url.removeprefix("https://").rsplit(":", 1)
+    return ssl.get_server_certificate((host, int(port)))
+
+
+def leaf(ca: Authority) -> str:
+    """The leaf certificate of `ca`'s server certificate file, as PEM."""
+    text = ca.cert_file.read_text()
+    return text[: text.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")]
+
+
+def same_certificate(a: str, b: str) -> bool:
+    return ssl.PEM_cert_to_DER_cert(a) == ssl.PEM_cert_to_DER_cert(b)
+
+
+async def test_calls_are_served_over_tls_and_plain_http_is_not(tmp_path: Path) -> None:
+    ca = authority(tmp_path / "ca")
+    async with (
+        tls_bridge(tmp_path, ca) as bridge,
+        httpx.AsyncClient(base_url=bridge.url, verify=trusting(ca), timeout=30) as client,
+    ):
+        response = await client.post("/v1/complete", json=legacy_body(), headers=V2)
+        assert response.status_code == 200 and response.json()["completion"]
+        assert same_certificate(await asyncio.to_thread(presented, bridge.url), leaf(ca))
+        plain = bridge.url.replace("https://", "http://")
+        with pytest.raises(httpx.HTTPError):  # no plain-text HTTP on a TLS port
+            await client.get(plain + "/healthz")
+        other = authority(tmp_path / "other", "other")
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            async with httpx.AsyncClient(verify=trusting(other)) as stranger:
+                await stranger.get(bridge.url + "/healthz")
+
+
+async def test_sighup_reloads_the_certificate_for_new_handshakes(tmp_path: Path) -> None:
+    old, new = authority(tmp_path / "old", "old"), authority(tmp_path / "new", "new")
+    async with (
+        tls_bridge(tmp_path, old) as bridge,
+        httpx.AsyncClient(base_url=bridge.url, verify=trusting(old), timeout=30) as kept,
+    ):
+        assert (await kept.get("/healthz")).status_code == 200  # a connection opened before
+        (tmp_path / "server.pem").write_bytes(new.cert_file.read_bytes())
+        (tmp_path / "server.key").write_bytes(new.key_file.read_bytes())
+        bridge.process.send_signal(signal.SIGHUP)
+        (reloaded,) = await bridge.wait_for("tls.reloaded")
+        assert reloaded["cert_file"] == str(tmp_path / "server.pem")
+        assert same_certificate(await asyncio.to_thread(presented, bridge.url), leaf(new))
+        async with httpx.AsyncClient(base_url=bridge.url, verify=trusting(new)) as fresh:
+            assert (await fresh.post("/v1/complete", json=legacy_body(), headers=V2)).is_success
+        assert (await kept.get("/healthz")).status_code == 200  # it keeps its handshake
+
+
+async def test_files_that_do_not_load_leave_the_certificate_in_use(tmp_path: Path) -> None:
+    ca = authority(tmp_path / "ca")
+    async with tls_bridge(tmp_path, ca) as bridge:
+        (tmp_path / "server.key").write_text("not a key\n")
+        bridge.process.send_signal(signal.SIGHUP)
+        (rejected,) = await bridge.wait_for("config.rejected")  # checked as check-config does
+        problem = "tls_cert_file, tls_key_file: not a PEM certificate and its key"
+        assert problem in rejected["error"] and not bridge.events("tls.reloaded")
+        assert same_certificate(await asyncio.to_thread(presented, bridge.url), leaf(ca))
+        async with httpx.AsyncClient(verify=trusting(ca)) as client:
+            assert (await client.get(bridge.url + "/healthz")).status_code == 200
