@@ -20,8 +20,8 @@ from proxy.upstream.answer import Answer
 from proxy.upstream.memory import MemoryTransport
 from proxy.upstream.sigv4 import NoCredentials, Signing
 from proxy.upstream.transport import Request
-from tests.app.test_bedrock import body, invoke, runtime_client, stream
 from tests.fakes.bedrock import FakeBedrock
+from tests.fakes.bedrock_apps import body, invoke, runtime_client, stream
 from tests.fakes.servers import serving
 from tests.fakes.upstream import FakeUpstream
 

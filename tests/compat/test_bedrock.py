@@ -1,8 +1,9 @@
 """AnthropicBedrock's `completions.create`, unmodified (the anthropic SDK 0.125.0 and the
-2023 anthropic-bedrock package, 0.3.1 and 0.8.0), and LangChain 0.0.x's Bedrock LLM, pointed at a real bridge process by `base_url`: signed
-with SigV4 (which a shared bridge verifies against its `bedrock_access_keys`) or with a
-bearer key (`api_key`, checked against `client_keys`), plain and streaming, translated
-to the fake Messages upstream with the bridge's own key."""
+2023 anthropic-bedrock package, 0.3.1 and 0.8.0), and LangChain 0.0.x's Bedrock LLM,
+pointed at a real bridge process: signed with SigV4 (which a shared bridge verifies
+against its `bedrock_access_keys`) or with a bearer key (`api_key`, checked against
+`client_keys`), plain and streaming, translated to the fake Messages upstream with the
+bridge's own key."""
 
 import json
 import subprocess

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 from proxy.rollout.routes import fingerprint
-from tests.app.test_bedrock import invoke, stream
 from tests.fakes.bedrock import FakeBedrock
+from tests.fakes.bedrock_apps import invoke, stream
 from tests.fakes.servers import bridge_process, run_cli, serving
 from tests.fakes.upstream import FakeUpstream
 
