@@ -63,7 +63,9 @@ class BridgeProcess:
 
     def log(self) -> list[dict[str, Any]]:
         """The JSON log lines the bridge wrote so far."""
-        lines = self.log_path.read_text().splitlines()
+        text = self.log_path.read_text()
+        # Complete lines only: the bridge may be writing the last one as we read.
+        lines = text[: text.rfind("\n") + 1].splitlines()
         return [json.loads(line) for line in lines if line.startswith("{")]
 
     def events(self, name: str) -> list[dict[str, Any]]:
