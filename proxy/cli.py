@@ -16,6 +16,7 @@ from proxy.network_cli import FLAGS as NETWORK_FLAGS
 from proxy.network_cli import add_options as add_network_options
 from proxy.rollout.routes import fingerprint
 from proxy.serve import serve
+from proxy.workers import supervise
 
 PROG = "complete-bridge"
 
@@ -211,7 +212,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         log_format = settings.log_format
         if args.command == "serve":
             path = args.config or environ.get("BRIDGE_CONFIG")
-            serve(
+            (supervise if settings.workers > 1 else serve)(  # workers: proxy/workers.py
                 settings,
                 environ,
                 reload=lambda: load_settings(args, environ),

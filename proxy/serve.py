@@ -5,6 +5,7 @@ start fast."""
 import contextlib
 import gc
 import signal
+import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -35,7 +36,9 @@ def serve(
     environ: Mapping[str, str],
     reload: Callable[[], Settings] | None = None,
     config_path: Path | None = None,
+    sockets: list[socket.socket] | None = None,
 ) -> None:
+    """`sockets`: bound already, by the supervisor of workers (proxy/workers.py)."""
     import structlog
     import uvicorn
 
@@ -50,9 +53,10 @@ def serve(
     # A bad secret reference stops us here.
     app = create_app(settings, environ=environ, reload=reload, config_path=config_path)
     try:
-        sockets = bind(settings.host, settings.port)  # a port in use stops us here
-        if settings.metrics_port:  # one server on both: one drain, one stop (proxy/edge/scrape.py)
-            sockets += bind(settings.host, settings.metrics_port)
+        if sockets is None:  # else bound by the supervisor of workers (proxy/workers.py)
+            sockets = bind(settings.host, settings.port)  # a port in use stops us here
+            if settings.metrics_port:  # one server on both: one drain, one stop (scrape.py)
+                sockets += bind(settings.host, settings.metrics_port)
     except ListenError as exc:
         raise UsageError(str(exc)) from None
     configure_logging(settings.log_format)

@@ -30,6 +30,7 @@ from proxy.obs.metric_labels import (
     status_class_label,
     status_label,
 )
+from proxy.obs.multiprocess import scraped
 from proxy.obs.record import (
     ADAPTATION_KINDS,
     ERROR_TYPES,
@@ -53,6 +54,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.scraped = scraped(self.registry)  # with workers: theirs summed (multiprocess.py)
         self._routes: set[str] = set()
         self._series: dict[tuple[object, tuple[str, ...]], Any] = {}
         by_arm = ["route", "arm"]
@@ -114,7 +116,7 @@ class Metrics:
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.scraped), CONTENT_TYPE_LATEST
 
     async def endpoint(self, request: Request) -> Response:
         """`GET /metrics`."""

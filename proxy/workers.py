@@ -1,0 +1,226 @@
+"""`serve` with `workers` > 1: a supervisor process binds the listening sockets once and
+forks that many workers, each a whole bridge (proxy/serve.py) accepting on the same
+sockets, as uvicorn's and gunicorn's do. The supervisor serves nothing itself:
+
+- SIGHUP is passed to every worker: each reloads (and logs its config.applied or
+  config.rejected); a config file change is seen by each worker's own watcher.
+- SIGTERM or SIGINT is passed on as SIGTERM: every worker drains within drain_timeout;
+  one still running a few seconds past it is killed. Then the supervisor ends by the
+  signal it got, as a single bridge does.
+- A worker that dies is logged (`worker.exited`) and started again in its slot; one that
+  exits 2 (refused to start: a bad secret) stops them all, with 2.
+- Metrics are summed across workers by prometheus_client's multiprocess mode, in a
+  directory this supervisor creates (mkdtemp: private to this instance, never shared
+  with another bridge on the host) and removes when it stops; /metrics of any worker
+  shows the sums (proxy/obs/multiprocess.py). Counters and histograms of a dead worker
+  still count. The bridge has no gauge; one added must say its multiprocess_mode
+  (`livesum`: the sum over live workers, as in-flight calls would be).
+Every line a worker logs carries `worker` (its slot, 0 to N-1).
+"""
+
+import contextlib
+import ctypes
+import io
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from proxy.commands import UsageError
+from proxy.config.settings import ConfigError, Settings
+
+# Read when prometheus_client is imported: set before, so never import it here first.
+MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+KILL_AFTER = 5  # seconds past drain_timeout before a worker still running is killed
+MIN_LIFE = 1.0  # a worker that dies younger is restarted after this long, not at once
+PR_SET_PDEATHSIG = 1
+
+
+def supervise(
+    settings: Settings,
+    environ: Mapping[str, str],
+    reload: Callable[[], Settings] | None = None,
+    config_path: Path | None = None,
+) -> None:
+    import structlog
+
+    from proxy.edge.listen import ListenError, bind
+    from proxy.obs.log import configure_logging
+
+    try:
+        sockets = bind(settings.host, settings.port)
+        if settings.metrics_port:
+            sockets += bind(settings.host, settings.metrics_port)
+    except ListenError as exc:
+        raise UsageError(str(exc)) from None
+    configure_logging(settings.log_format)
+    log = structlog.get_logger("complete-bridge")
+    metrics_dir = tempfile.mkdtemp(prefix="complete-bridge-metrics-")
+    os.environ[MULTIPROC_VARIABLE] = metrics_dir  # before any worker imports prometheus_client
+    log.info("workers.starting", workers=settings.workers, metrics_dir=metrics_dir)
+
+    def worker(slot: int) -> None:
+        """In the forked child: the whole bridge on the supervisor's sockets."""
+        from proxy.obs.log import start_failure
+        from proxy.serve import serve
+
+        _detach()
+        structlog.contextvars.bind_contextvars(worker=slot)
+        try:
+            serve(settings, environ, reload, config_path, sockets=sockets)
+        except (ConfigError, UsageError) as exc:  # a bad secret: the same in every worker
+            start_failure(str(exc), settings.log_format)
+            raise SystemExit(2) from None
+
+    supervisor = _Supervisor(settings, worker, log)
+    try:
+        status = supervisor.run()
+    finally:
+        for sock in sockets:
+            sock.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    log.info("workers.stopped", status=status)
+    if status == 2:
+        raise SystemExit(2)
+    signal.signal(supervisor.stopped_by, signal.SIG_DFL)  # end by it, as one bridge does
+    signal.raise_signal(supervisor.stopped_by)
+
+
+def _detach() -> None:
+    """A worker's own signal handling: its own process group (a terminal's Ctrl-C goes to
+    the supervisor only, which passes it on once), ended if the supervisor dies."""
+    os.setpgid(0, 0)
+    sys.stdout = _WholeWrites(sys.stdout)  # workers share stdout: lines never interleave
+    for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGALRM):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until its reloader takes SIGHUP
+    signal.alarm(0)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class _Supervisor:
+    def __init__(self, settings: Settings, worker: Callable[[int], None], log: Any) -> None:
+        self.settings = settings
+        self.worker = worker
+        self.log = log
+        self.slots: dict[int, tuple[int, float]] = {}  # pid: (slot, started)
+        self.stopped_by = signal.SIGTERM
+        self.stopping = False
+
+    def run(self) -> int:
+        """Start the workers, keep them running until told to stop; the exit status."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._stop)
+        signal.signal(signal.SIGHUP, self._pass_on)
+        signal.signal(signal.SIGALRM, self._kill)
+        for slot in range(self.settings.workers):
+            self._start(slot)
+        status = 0
+        while self.slots:
+            try:
+                pid, wait_status = os.wait()
+            except ChildProcessError:
+                break
+            slot, started = self.slots.pop(pid, (-1, 0.0))
+            if slot < 0:
+                continue
+            code = os.waitstatus_to_exitcode(wait_status)
+            _mark_dead(pid)
+            if self.stopping:
+                continue
+            self.log.error("worker.exited", worker=slot, pid=pid, exit_status=code)
+            if code == 2:  # it refused to start: so would every other
+                status = 2
+                self._stop(signal.SIGTERM, None)
+                continue
+            if time.monotonic() - started < MIN_LIFE:
+                time.sleep(MIN_LIFE)
+            if not self.stopping:
+                self._start(slot)
+        signal.alarm(0)
+        return status
+
+    def _start(self, slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                self.worker(slot)
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except KeyboardInterrupt:
+                code = 0
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        self.slots[pid] = (slot, time.monotonic())
+        self.log.info("worker.started", worker=slot, pid=pid)
+
+    def _pass_on(self, sig: int, frame: FrameType | None) -> None:
+        for pid in self.slots:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def _stop(self, sig: int, frame: FrameType | None) -> None:
+        if self.stopping:
+            return
+        self.stopping, self.stopped_by = True, signal.Signals(sig)
+        self.log.info(
+            "bridge.draining",
+            signal=signal.Signals(sig).name,
+            deadline_s=self.settings.drain_timeout,
+            workers=len(self.slots),
+        )
+        self._pass_on(signal.SIGTERM, frame)
+        signal.alarm(self.settings.drain_timeout + KILL_AFTER)
+
+    def _kill(self, sig: int, frame: FrameType | None) -> None:
+        self.log.error("workers.killed", pids=sorted(self.slots))
+        self._pass_on(signal.SIGKILL, frame)
+
+
+class _WholeWrites(io.TextIOBase):
+    """A text stream whose flush writes what was written since in one system call: the
+    log flushes whole lines (proxy/obs/log.py), so two workers' lines never mix mid-line
+    (a Python stream would write whenever its buffer fills, mid-line)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._parts: list[str] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def write(self, text: str) -> int:
+        self._parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        data, self._parts = "".join(self._parts).encode(), []
+        while data:
+            data = data[os.write(self.fileno(), data) :]
+
+
+def _mark_dead(pid: int) -> None:
+    """prometheus_client's bookkeeping for a worker gone: its live gauges are dropped."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
