@@ -22,6 +22,7 @@ from typing import Any
 
 import load
 import report
+import scaling
 import servers
 from measure import LEGACY, Bench, derived, memory, nonstream, startup, streams
 
@@ -155,6 +156,7 @@ def benchmark(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         results["streams"] = streams(b, upstream, reference, bridge)
         reference.stop()
         bridge.stop()
+        results["workers"] = scaling.workers(b, upstream)  # bench/scaling.py
         results["memory"] = {**memory(b, "bridge"), "reference": memory(b, "reference")}
         results["startup"] = startup(b, upstream)
     derived(results)
@@ -175,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-") as logs:
         results = benchmark(args, Path(logs))
     signal.alarm(0)
-    print(report.markdown(results))
+    print(report.markdown(results) + scaling.markdown(results))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(f"JSON written to {args.json}", file=sys.stderr)

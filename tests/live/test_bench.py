@@ -98,6 +98,11 @@ def test_quick_benchmark_reports_every_measurement(tmp_path: Path) -> None:
         assert run["requests"] > 0, run
         assert run["checked"] == run["requests"], run
         assert run["bad"] == 0 and run["errors"] == 0, run
+    for workers in ("1", "2"):  # the workers rows (bench/scaling.py), every answer checked
+        run = r["workers"][workers]
+        assert run["requests"] > 0 and run["checked"] == run["requests"], run
+        assert run["bad"] == 0 and run["errors"] == 0 and _number(run["cpu_us_per_request"])
+    assert "| bridge workers (every CPU, c=32, short) |" in done.stdout
     memory = r["memory"]
     assert memory["all_open_at_once"] is True, memory
     assert memory["complete"] == memory["streams"] == 100, memory
