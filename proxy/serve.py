@@ -47,7 +47,7 @@ def serve(
     from proxy.edge.listen import ListenError, bind
     from proxy.edge.serving_limits import serving_limits
     from proxy.edge.tls import serve_tls
-    from proxy.obs.log import configure_logging
+    from proxy.obs.log import configure_logging, flush_logs
     from proxy.upstream.egress import shown
 
     # A bad secret reference stops us here.
@@ -80,12 +80,13 @@ def serve(
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             """uvicorn's, which re-raises the signal that stopped it when serving ends:
-            the log's last lines (flushed once a loop turn, proxy/obs/log.py) are
+            the log's last lines (written once a loop turn, proxy/obs/log.py) are
             written first, as the signal ends the process unflushed."""
             with super().capture_signals():
                 try:
                     yield
                 finally:
+                    flush_logs()
                     sys.stdout.flush()
 
     config = uvicorn.Config(

@@ -100,9 +100,9 @@ class Client:
         ClientGone. The watcher starts only once the work has run WATCH_AFTER seconds:
         most calls end sooner, and a task per call is a good share of a fast call's cost
         (an anyio task group, ~90 µs). A hang-up is noticed at most that much later."""
-        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()  # each lookup of the loop is a getpid() call
+        task = asyncio.current_task(loop)
         assert task is not None
-        loop = asyncio.get_running_loop()
         watcher: asyncio.Task[None] | None = None
 
         def start_watching() -> None:

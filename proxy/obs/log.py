@@ -7,6 +7,7 @@ Python's warnings) is rendered by the same processors into the same stream, so w
 JSON every line the process writes is JSON."""
 
 import asyncio
+import atexit
 import logging
 import sys
 import threading
@@ -57,33 +58,56 @@ class _Stamp:
 
 class _Lines:
     """structlog's PrintLogger, but inside a running event loop the lines of one turn of
-    the loop are flushed together, at the start of the next turn (one write, not one a
-    line); elsewhere (another thread, no loop) each line is flushed as it is written."""
+    the loop are written together, at the start of the next turn: one write, not one or
+    two a line (print writes the newline apart, and with PYTHONUNBUFFERED each write is
+    a system call); elsewhere (another thread, no loop) each line is written at once."""
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._lock = threading.Lock()
-        self._pending = False
+        self._pending: list[str] = []
 
     def msg(self, message: str) -> None:
         with self._lock:
-            print(message, file=self._stream)
             if self._pending:
+                self._pending.append(message)
                 return
             try:
-                asyncio.get_running_loop().call_soon(self._flush)
+                asyncio.get_running_loop().call_soon(self.flush)
             except RuntimeError:  # no loop in this thread
+                self._stream.write(message + "\n")
                 self._stream.flush()
                 return
-            self._pending = True
+            self._pending.append(message)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write the lines held, if any."""
         with self._lock:
-            self._pending = False
-            self._stream.flush()
+            lines, self._pending = self._pending, []
+            if lines:
+                self._stream.write("\n".join(lines) + "\n")
+                self._stream.flush()
+
+    def __call__(self, *_: Any) -> "_Lines":
+        """The logger factory: every logger writes through this one."""
+        return self
 
     log = debug = info = warn = warning = msg
     fatal = failure = err = error = critical = exception = msg
+
+
+class _Records(logging.Handler):
+    """The standard library's records, written as lines in order with structlog's."""
+
+    def __init__(self, lines: _Lines) -> None:
+        super().__init__()
+        self._lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.msg(self.format(record))
+        except Exception:
+            self.handleError(record)
 
 
 _STAMP: list[structlog.typing.Processor] = [structlog.processors.add_log_level, _Stamp()]
@@ -92,16 +116,17 @@ _STAMP: list[structlog.typing.Processor] = [structlog.processors.add_log_level, 
 def configure_logging(fmt: str = "auto", stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
     render = _processors(as_json(fmt, stream))
-    lines = _Lines(stream)  # one for all loggers: one lock, one flush a turn
+    lines = _Lines(stream)  # one for all loggers: one lock, one write a turn
+    atexit.register(lines.flush)
     structlog.configure(
         processors=[structlog.contextvars.merge_contextvars, *_STAMP, *render],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        logger_factory=lambda *_: lines,
+        logger_factory=lines,
         cache_logger_on_first_use=True,
     )
     # The standard library's records (uvicorn's, asyncio's, warnings) in the same
     # format and stream: a record's message becomes the event, its logger is named.
-    handler = logging.StreamHandler(stream)
+    handler = _Records(lines)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *_STAMP],
@@ -110,6 +135,14 @@ def configure_logging(fmt: str = "auto", stream: TextIO | None = None) -> None:
     )
     logging.root.handlers = [handler]
     logging.captureWarnings(True)
+
+
+def flush_logs() -> None:
+    """Write the log lines held for the end of the loop's turn now (before the process
+    ends by a signal, which flushes nothing)."""
+    factory = structlog.get_config()["logger_factory"]
+    if isinstance(factory, _Lines):
+        factory.flush()
 
 
 def start_failure(message: str, fmt: str, stream: TextIO | None = None) -> None:

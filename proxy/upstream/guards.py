@@ -33,7 +33,7 @@ class Silence:
 
     def __init__(self, seconds: float) -> None:
         self._loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
+        task = asyncio.current_task(self._loop)  # given the loop: not looked up again
         assert task is not None
         self._task, self._seconds = task, seconds
         self._handle: asyncio.TimerHandle | None = None

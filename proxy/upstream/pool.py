@@ -34,6 +34,7 @@ class _Connection(ResponseHandler):
         super().__init__(loop)
         self._log = log
         self.idle = True  # nothing asked of it yet
+        self._poller: select.poll | None = None  # made on the first check, kept
 
     def set_response_params(self, **params: Any) -> None:
         self.idle = False  # a request goes out on it: what comes next is its answer
@@ -53,21 +54,22 @@ class _Connection(ResponseHandler):
     def is_connected(self) -> bool:
         if not super().is_connected():
             return False
-        return not (self.idle and self.transport is not None and _readable(self.transport))
+        return not (self.idle and self._readable())
+
+    def _readable(self) -> bool:
+        """Bytes wait on the socket, or its peer closed it (neither read by the loop yet)."""
+        poller = self._poller
+        if poller is None:
+            sock = self.transport.get_extra_info("socket") if self.transport else None
+            if sock is None:
+                return False
+            poller = self._poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
 
 
 def _unfinished(body: aiohttp.StreamReader) -> bool:
     return not body.is_eof() and body.exception() is None
-
-
-def _readable(transport: asyncio.BaseTransport) -> bool:
-    """Bytes wait on the socket, or its peer closed it (neither read by the loop yet)."""
-    sock = transport.get_extra_info("socket")
-    if sock is None:
-        return False
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLIN)
-    return bool(poller.poll(0))
 
 
 class Pool(aiohttp.TCPConnector):
