@@ -157,6 +157,7 @@ def benchmark(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         reference.stop()
         bridge.stop()
         results["workers"] = scaling.workers(b, upstream)  # bench/scaling.py
+        results["tracing"] = scaling.tracing(b, upstream)
         results["memory"] = {**memory(b, "bridge"), "reference": memory(b, "reference")}
         results["startup"] = startup(b, upstream)
     derived(results)

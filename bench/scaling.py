@@ -1,10 +1,17 @@
-"""The benchmark's workers rows: the bridge with `--workers 1` and `--workers 2`, in the
-same run, each allowed every CPU of the machine (the other rows pin the server to one),
-non-stream short answers at 32 connections: calls per second, and CPU per call summed
-over the supervisor and its workers (/proc: every process of the tree)."""
+"""The benchmark's workers and tracing rows, non-stream short answers at 32 connections.
 
+Workers: the bridge with `--workers 1` and `--workers 2`, in the same run, each allowed
+every CPU of the machine (the other rows pin the server to one): calls per second, and
+CPU per call summed over the supervisor and its workers (/proc: every process of the
+tree). Tracing: the bridge pinned as the other rows, with no OTEL_* variable (off: the
+default) and with traces exported over OTLP/HTTP to a sink in this process."""
+
+import http.server
 import os
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +72,50 @@ def workers(b: Bench, upstream: servers.Server) -> dict[str, Any]:
     return out
 
 
+def tracing(b: Bench, upstream: servers.Server) -> dict[str, Any]:
+    """Calls/s and CPU µs per call of the bridge with tracing off and on."""
+    print("tracing", file=sys.stderr, flush=True)
+    out: dict[str, Any] = {}
+    with _sink() as (sink_url, exports):
+        on = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink_url, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+        for label, env in (("off", {}), ("on", on)):
+            port = servers.free_port()
+            source = b.args.bridge_source
+            bridge = servers.bridge(port, upstream.port, b.server_cpus, b.logs, source)
+            bridge.extra_env = env
+            b.start(bridge)
+            spec = b.legacy(port, "short", stream=False)
+            out[label] = b.run(f"bridge tracing {label}", spec, bridge, CONNECTIONS).summary()
+            bridge.stop()  # which exports what it still holds
+            out[label]["otlp_exports"] = len(exports)
+    return out
+
+
+@contextmanager
+def _sink() -> Iterator[tuple[str, list[int]]]:
+    """An OTLP/HTTP endpoint that takes every export and keeps only its size."""
+    exports: list[int] = []
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            exports.append(len(self.rfile.read(int(self.headers.get("content-length", 0)))))
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", exports
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def _server_cpus(b: Bench) -> set[int]:
     return {int(cpu) for cpu in b.server_cpus.split(",")} if b.server_cpus else set()
 
@@ -75,6 +126,7 @@ def markdown(results: dict[str, Any]) -> str:
         return ""
     one = rows["1"]["rps"]
     lines = [
+        *_tracing_lines(results.get("tracing") or {}),
         "",
         f"| bridge workers (every CPU, c={CONNECTIONS}, short) | calls/s | CPU µs per call |"
         " calls/s vs 1 worker |",
@@ -85,3 +137,17 @@ def markdown(results: dict[str, Any]) -> str:
         cpu = row.get("cpu_us_per_request", 0.0)
         lines.append(f"| {count} | {row['rps']:,.0f} | {cpu:,.0f} | {ratio:.2f}x |")
     return "\n".join(lines)
+
+
+def _tracing_lines(rows: dict[str, Any]) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "",
+        f"| bridge tracing (pinned, c={CONNECTIONS}, short) | calls/s | CPU µs per call |",
+        "|---|---|---|",
+    ]
+    for label, row in rows.items():
+        what = "off (no OTEL_*)" if label == "off" else "on (OTLP/HTTP to a local sink)"
+        lines.append(f"| {what} | {row['rps']:,.0f} | {row.get('cpu_us_per_request', 0.0):,.0f} |")
+    return lines

@@ -24,6 +24,7 @@ from proxy.edge.passthrough import PassthroughEndpoint
 from proxy.edge.reload import Reloader, log_applied
 from proxy.edge.scrape import MetricsEndpoint, MetricsListener
 from proxy.obs.metrics import Metrics
+from proxy.obs.tracing import start_tracing
 from proxy.rollout.runtime import Runtime, UpstreamPool
 from proxy.translate.response import dumps, error_envelope
 from proxy.upstream.transport import Transport
@@ -96,8 +97,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool.open()
-        watcher = None
+        if bridge.tracing is None:  # unless given (tests): None unless OTEL_* ask for it
+            bridge.tracing = start_tracing(environ)  # proxy/obs/tracing.py
         log_applied(bridge.runtime, "start")
+        watcher = None
         if reloader is not None:
             watcher = asyncio.get_running_loop().create_task(reloader.watch(), name="reload")
         try:
@@ -108,6 +111,8 @@ def create_app(
             await bridge.calls.end(within=5)  # what was cut at the drain deadline answers
             await bridge.shadows.aclose()
             await pool.aclose()
+            if bridge.tracing is not None:
+                bridge.tracing.shutdown()  # the spans still batched go out
             structlog.get_logger("complete-bridge").info("bridge.stopped")
 
     complete = CallContext(bridge, CompleteEndpoint(bridge))

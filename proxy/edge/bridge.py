@@ -15,6 +15,7 @@ from proxy.edge.translate_arm import TranslateArm
 from proxy.errors import Unauthorized
 from proxy.obs.metrics import Metrics
 from proxy.obs.record import Record
+from proxy.obs.tracing import Tracing
 from proxy.rollout.runtime import Runtime, Target, UpstreamPool
 
 
@@ -30,6 +31,7 @@ class Bridge:
         self.shadows = Shadows(self.emit)
         self.inflight = InflightBytes()  # request bodies held: max_inflight_bytes
         self.calls = Calls()
+        self.tracing: Tracing | None = None  # OTEL_* set: create_app's (proxy/obs/tracing.py)
         metrics.expect(runtime.routes, runtime.settings.force_mode)
 
     def swap(self, runtime: Runtime) -> None:

@@ -10,7 +10,7 @@ at the end (proxy/obs/record.py). The endpoint only fills the record and answers
 import asyncio
 import contextlib
 import contextvars
-import os
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 from proxy.edge.downstream import Client, ClientGone
 from proxy.errors import INTERNAL_ERROR, BridgeError
 from proxy.obs.record import CallRecord, Record
+from proxy.obs.tracing import Tracing
 from proxy.rollout.runtime import Runtime
 
 R = TypeVar("R", bound=CallRecord)
@@ -85,6 +86,7 @@ class Context(Protocol):
 
     runtime: Runtime
     calls: Calls
+    tracing: Tracing | None
 
     def emit(self, record: Record) -> None: ...
 
@@ -102,6 +104,8 @@ class CallContext(Generic[R]):
         self.endpoint = endpoint
         self.client = client  # another API's face (proxy/edge/bedrock_face.py)
         self.log = structlog.get_logger("complete-bridge")
+        # Call ids: unique, not secret; os.urandom would be a system call a call.
+        self._ids = random.Random()  # noqa: S311
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         bridge, endpoint = self.bridge, self.endpoint
@@ -110,7 +114,8 @@ class CallContext(Generic[R]):
         client = self.client(receive, send)
         record = endpoint.record(scope, headers)
         inbound = Inbound(scope, headers, client, runtime, record, [])
-        inbound.bind(call_id=os.urandom(8).hex())
+        inbound.bind(call_id=f"{self._ids.getrandbits(64):016x}")
+        trace = None if bridge.tracing is None else bridge.tracing.start(scope, headers, inbound)
         bridge.calls.enter(runtime)
         try:
             await endpoint.handle(inbound)
@@ -130,5 +135,7 @@ class CallContext(Generic[R]):
             record.client_disconnected = client.disconnected
             record.ttfb_ms, record.duration_ms = client.timings()
             bridge.emit(record)
+            if trace is not None:  # its span, from the record (proxy/obs/tracing.py)
+                trace.finish(record)
             for tokens in reversed(inbound.bound):
                 structlog.contextvars.reset_contextvars(**tokens)

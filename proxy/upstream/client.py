@@ -16,6 +16,7 @@ from proxy.upstream.memory import MemoryTransport
 from proxy.upstream.network import NetworkTransport
 from proxy.upstream.retry import Retrying
 from proxy.upstream.sigv4 import Signing
+from proxy.upstream.traced import Traced
 from proxy.upstream.transport import Request, Transport
 
 
@@ -34,7 +35,7 @@ class Upstream:
             owned = MemoryTransport(demo_upstream) if demo else NetworkTransport(settings)
             transport = owned
         self._owned = owned
-        layers: Transport = Guarded(transport, settings.first_byte_timeout)
+        layers: Transport = Guarded(Traced(transport), settings.first_byte_timeout)
         if settings.upstream_aws_region:  # Bedrock Runtime: its form, signed
             layers = BedrockMessages(Signing(layers, settings.upstream_aws_region))
         self._layers = Retrying(layers, settings)

@@ -103,6 +103,11 @@ def test_quick_benchmark_reports_every_measurement(tmp_path: Path) -> None:
         assert run["requests"] > 0 and run["checked"] == run["requests"], run
         assert run["bad"] == 0 and run["errors"] == 0 and _number(run["cpu_us_per_request"])
     assert "| bridge workers (every CPU, c=32, short) |" in done.stdout
+    for state in ("off", "on"):  # the tracing rows
+        run = r["tracing"][state]
+        assert run["requests"] > 0 and run["checked"] == run["requests"], run
+    assert "| on (OTLP/HTTP to a local sink) |" in done.stdout
+    assert r["tracing"]["off"]["otlp_exports"] == 0 < r["tracing"]["on"]["otlp_exports"]
     memory = r["memory"]
     assert memory["all_open_at_once"] is True, memory
     assert memory["complete"] == memory["streams"] == 100, memory
