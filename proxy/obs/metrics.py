@@ -57,6 +57,8 @@ class Metrics:
         self.scraped = scraped(self.registry)  # with workers: theirs summed (multiprocess.py)
         self._routes: set[str] = set()
         self._series: dict[tuple[object, tuple[str, ...]], Any] = {}
+        # A call's series by its labels' values: one lookup a call, not one a series.
+        self._bundles: dict[tuple[object, ...], tuple[Any, ...]] = {}
         by_arm = ["route", "arm"]
 
         def counter(name: str, doc: str, labels: list[str]) -> Counter:
@@ -169,24 +171,50 @@ class Metrics:
         """Count one `POST /v1/complete` call."""
         route = self._route(record.route)
         arm = record.arm or "primary"
-        mode = record.mode or "translate"
-        stream = "true" if record.stream else "false"
-        status = status_label(record.status)
-        self._at(self.requests, route, arm, mode, record.format, stream, status).inc()
+        key = (route, arm, record.mode, record.format, record.stream, record.status)
+        bundle = self._bundles.get(key)
+        if bundle is None:
+            bundle = self._bundles[key] = self._bundle(*key)
+        requests, duration, ttfb, input_tokens, output_tokens, disconnects = bundle
+        requests.inc()
         if record.error_type is not None:
+            mode = record.mode or "translate"
             self._at(self.errors, route, arm, mode, record.error_type).inc()
-        for histogram, ms in ((self.duration, record.duration_ms), (self.ttfb, record.ttfb_ms)):
-            if ms is not None:
-                self._at(histogram, route, arm, mode, stream).observe(ms / 1000)
-        for direction, tokens in (("input", record.input_tokens), ("output", record.output_tokens)):
-            if tokens:
-                self._at(self.tokens, route, arm, direction).inc(tokens)
+        if record.duration_ms is not None:
+            duration.observe(record.duration_ms / 1000)
+        if record.ttfb_ms is not None:
+            ttfb.observe(record.ttfb_ms / 1000)
+        if record.input_tokens:
+            input_tokens.inc(record.input_tokens)
+        if record.output_tokens:
+            output_tokens.inc(record.output_tokens)
         for adaptation in record.adaptations or ():
             kind = adaptation_kind(adaptation)
             kind = kind if kind in ADAPTATION_KINDS else OTHER
             self._at(self.adaptations, route, arm, kind).inc()
         if record.client_disconnected:
-            self._at(self.disconnects, route, arm, mode).inc()
+            disconnects.inc()
+
+    def _bundle(
+        self,
+        route: str,
+        arm: str,
+        mode: str | None,
+        fmt: str,
+        stream: bool | None,
+        status: int | None,
+    ) -> tuple[Any, ...]:
+        """The series a call of these labels counts in (looked up once per label set)."""
+        mode = mode or "translate"
+        streamed = "true" if stream else "false"
+        return (
+            self._at(self.requests, route, arm, mode, fmt, streamed, status_label(status)),
+            self._at(self.duration, route, arm, mode, streamed),
+            self._at(self.ttfb, route, arm, mode, streamed),
+            self._at(self.tokens, route, arm, "input"),
+            self._at(self.tokens, route, arm, "output"),
+            self._at(self.disconnects, route, arm, mode),
+        )
 
     def passthrough(self, record: PassthroughRecord) -> None:
         """Count one call of another path."""

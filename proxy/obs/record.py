@@ -12,6 +12,7 @@ the metrics' label values and the report's checks come from them.
 """
 
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import TYPE_CHECKING, ClassVar, Literal, get_args
 
 from proxy.errors import ERROR_TYPE_NAMES, ErrorType
@@ -59,7 +60,8 @@ class Record:
     def line(self) -> dict[str, object]:
         """The canonical log line's fields: all of them (null when not known), but the
         texts, which are there only when logged."""
-        line = {name: getattr(self, name) for name in _FIELD_NAMES[type(self)]}
+        names = _FIELD_NAMES[type(self)]
+        line = dict(zip(names, _VALUES[type(self)](self), strict=True))
         for name in self.TEXTS:
             if line[name] is None:
                 del line[name]
@@ -164,6 +166,7 @@ RECORDS: dict[str, type[Record]] = {
 }
 # Each record's fields in line order (read once: dataclasses.fields is slow per call).
 _FIELD_NAMES = {record: tuple(f.name for f in fields(record)) for record in RECORDS.values()}
+_VALUES = {record: attrgetter(*names) for record, names in _FIELD_NAMES.items()}
 
 
 def field_names(record: type[Record]) -> tuple[str, ...]:
