@@ -254,6 +254,59 @@ def test_service_form_is_replicated_and_shuts_down_gently() -> None:
     assert container["lifecycle"]["preStop"]["sleep"]["seconds"] > 0
 
 
+def test_service_workers_match_the_cpu_request() -> None:
+    """The shared bridge runs one worker per core of its CPU request (not `auto`: a pod's
+    affinity is the whole node), with its limit equal to the request."""
+    (deployment,) = [d for d in deployments() if d["metadata"]["name"] == "complete-bridge"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    request = container["resources"]["requests"]["cpu"]
+    cores = float(request[:-1]) / 1000 if request.endswith("m") else float(request)
+    assert int(env["BRIDGE_WORKERS"]) == cores >= 2
+    assert container["resources"]["limits"]["cpu"] == request
+    assert from_environ(Settings(), env).workers == cores
+
+
+def test_service_spreads_across_zones_then_nodes() -> None:
+    (deployment,) = [d for d in deployments() if d["metadata"]["name"] == "complete-bridge"]
+    pod = deployment["spec"]["template"]
+    spread = pod["spec"]["topologySpreadConstraints"]
+    keys = [rule["topologyKey"] for rule in spread]
+    assert keys == ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+    for rule in spread:
+        assert rule["maxSkew"] == 1
+        assert rule["labelSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    strategy = deployment["spec"]["strategy"]["rollingUpdate"]
+    assert (strategy["maxSurge"], strategy["maxUnavailable"]) == (1, 0)  # surge, never fewer
+
+
+def test_service_monitor_example_scrapes_every_pods_metrics_port() -> None:
+    """deploy/prometheus-operator: its Service validates and selects the shared bridge's
+    pods on their `metrics` port (the ConfigMap's metrics_port); the ServiceMonitor
+    selects that Service and scrapes that port's /metrics."""
+    example = DEPLOY / "prometheus-operator"
+    docs = [doc for path in rendered(example) for doc in load(path)]
+    (service,) = [doc for doc in docs if doc["kind"] == "Service"]
+    (monitor,) = [doc for doc in docs if doc["kind"] == "ServiceMonitor"]
+    for version in K8S_VERSIONS:
+        assert schema_error(service, version) is None
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
+    (port,) = service["spec"]["ports"]
+    assert (port["name"], port["port"], port["targetPort"]) == ("metrics", METRICS_PORT, "metrics")
+    assert service["spec"]["clusterIP"] == "None"
+    (deployment,) = [d for d in deployments() if d["metadata"]["name"] == "complete-bridge"]
+    pod = deployment["spec"]["template"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    (container,) = pod["spec"]["containers"]
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert named["metrics"] == METRICS_PORT
+
+
 # Dockerfile
 
 
