@@ -57,24 +57,30 @@ class Client:
         self._body_failure: BridgeError | ClientGone | None = None
 
     async def body_chunks(self, limit: int) -> AsyncIterator[bytes]:
-        size = 0
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                self.disconnected = True
-                self._body_failure = ClientGone()
-                raise self._body_failure
-            chunk = message.get("body", b"")
+        size, more = 0, True
+        while more:
+            chunk, more = await self._next_chunk(size, limit)
             size += len(chunk)
-            if size > limit:
-                self._body_failure = RequestTooLarge(
-                    f"request body is larger than the limit of {limit} bytes"
-                )
-                raise self._body_failure
             yield chunk
-            if not message.get("more_body", False):
-                self._body_read.set()
-                return
+
+    async def _next_chunk(self, size: int, limit: int) -> tuple[bytes, bool]:
+        """The next chunk of the body, `size` bytes of which were read; whether more
+        follow. Over `limit` in all: RequestTooLarge; the client gone: ClientGone."""
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            self.disconnected = True
+            self._body_failure = ClientGone()
+            raise self._body_failure
+        chunk: bytes = message.get("body", b"")
+        if size + len(chunk) > limit:
+            self._body_failure = RequestTooLarge(
+                f"request body is larger than the limit of {limit} bytes"
+            )
+            raise self._body_failure
+        more: bool = message.get("more_body", False)
+        if not more:
+            self._body_read.set()
+        return chunk, more
 
     def raise_body_failure(self) -> None:
         """If reading the body failed (too large, or the client left), raise that: for
@@ -85,9 +91,10 @@ class Client:
     async def read_body(self, limit: int, hold: Hold | None = None) -> bytearray:
         """The whole body, grown in place (chunks joined at the end held it twice). With
         `hold`, each chunk is taken from the in-flight budget as it arrives."""
-        body = bytearray()
+        body, more = bytearray(), True
         try:
-            async for chunk in self.body_chunks(limit):
+            while more:  # not through body_chunks: a generator costs a frame a chunk
+                chunk, more = await self._next_chunk(len(body), limit)
                 if hold is not None:
                     hold.take(len(chunk))
                 body += chunk

@@ -119,3 +119,5 @@ async def _body(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         if not chunk:
             return
         yield chunk
+        if content.at_eof():  # all read: no read only to learn so (a whole answer's)
+            return
