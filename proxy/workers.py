@@ -78,7 +78,7 @@ def supervise(
             start_failure(str(exc), settings.log_format)
             raise SystemExit(2) from None
 
-    supervisor = _Supervisor(settings, worker, log)
+    supervisor = _Supervisor(settings, worker, log, metrics_dir)
     try:
         status = supervisor.run()
     finally:
@@ -107,8 +107,11 @@ def _detach() -> None:
 
 
 class _Supervisor:
-    def __init__(self, settings: Settings, worker: Callable[[int], None], log: Any) -> None:
+    def __init__(
+        self, settings: Settings, worker: Callable[[int], None], log: Any, metrics_dir: str
+    ) -> None:
         self.settings = settings
+        self.metrics_dir = metrics_dir
         self.worker = worker
         self.log = log
         self.slots: dict[int, tuple[int, float]] = {}  # pid: (slot, started)
@@ -133,7 +136,7 @@ class _Supervisor:
             if slot < 0:
                 continue
             code = os.waitstatus_to_exitcode(wait_status)
-            _mark_dead(pid)
+            _mark_dead(pid, self.metrics_dir)
             if self.stopping:
                 continue
             self.log.error("worker.exited", worker=slot, pid=pid, exit_status=code)
@@ -219,8 +222,8 @@ class _WholeWrites(io.TextIOBase):
             data = data[os.write(self.fileno(), data) :]
 
 
-def _mark_dead(pid: int) -> None:
+def _mark_dead(pid: int, metrics_dir: str) -> None:
     """prometheus_client's bookkeeping for a worker gone: its live gauges are dropped."""
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+    multiprocess.mark_process_dead(pid, metrics_dir)  # type: ignore[no-untyped-call]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from tests.fakes.factories import legacy_body
 from tests.fakes.network import Authority, authority
@@ -129,3 +130,48 @@ async def test_files_that_do_not_load_leave_the_certificate_in_use(tmp_path: Pat
         assert same_certificate(await asyncio.to_thread(presented, bridge.url), leaf(ca))
         async with httpx.AsyncClient(verify=trusting(ca)) as client:
             assert (await client.get(bridge.url + "/healthz")).status_code == 200
+
+
+def test_certificates_reload_in_place_and_refuse_what_does_not_load(tmp_path: Path) -> None:
+    """In process: the context a server holds is reloaded in place (a handshake on it now
+    shows the new certificate); files that do not load leave the old one and say why;
+    TLS turned off by a reload waits for a restart."""
+    from proxy.config.settings import Settings
+    from proxy.edge.tls import Certificates, server_context
+
+    old, new = authority(tmp_path / "old", "old"), authority(tmp_path / "new", "new")
+    settings = Settings(tls_cert_file=str(old.cert_file), tls_key_file=str(old.key_file))
+    context = server_context(settings)
+    assert context is not None and server_context(Settings()) is None
+    certificates = Certificates(context, settings)
+    with capture_logs() as logs:
+        certificates.reload(Settings(tls_cert_file=str(new.cert_file), tls_key_file="/nope"))
+        certificates.reload(
+            Settings(tls_cert_file=str(new.cert_file), tls_key_file=str(new.key_file))
+        )
+        certificates.reload(Settings())
+    assert [line["event"] for line in logs] == [
+        "tls.reload_failed",
+        "tls.reloaded",
+        "tls.needs_restart",
+    ]
+    assert logs[1]["cert_file"] == str(new.cert_file)
+    assert same_certificate(handshake(context, new), leaf(new))
+
+
+def handshake(server: ssl.SSLContext, ca: Authority) -> str:
+    """The certificate `server` presents in a handshake over memory (PEM)."""
+    client = trusting(ca)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    back_in, back_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    caller = client.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    answerer = server.wrap_bio(back_in, back_out, server_side=True)
+    for _ in range(10):
+        for side in (caller, answerer):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                side.do_handshake()
+        back_in.write(outgoing.read())
+        incoming.write(back_out.read())
+    der = caller.getpeercert(binary_form=True)
+    assert der is not None
+    return ssl.DER_cert_to_PEM_cert(der)

@@ -8,12 +8,16 @@ import contextlib
 import json
 import os
 import signal
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from structlog import get_logger
+from structlog.testing import capture_logs
 
 from proxy.rollout.routes import bucket, fingerprint
 from tests.fakes.factories import legacy_body
@@ -240,3 +244,69 @@ async def test_workers_refusing_to_start_stop_the_bridge_with_status_2(tmp_path:
     failed = [line for line in lines if line["event"] == "bridge.start_failed"]
     assert failed and "MISSING_BRIDGE_KEY" in failed[0]["error"]
     assert [line["status"] for line in lines if line["event"] == "workers.stopped"] == [2]
+
+
+def test_the_supervisor_restarts_passes_sighup_on_and_stops_its_workers(tmp_path: Path) -> None:
+    """The supervisor in this process over stand-in workers (forked, sleeping): one
+    killed is restarted in its slot, SIGHUP reaches each, SIGTERM ends them all; a
+    worker that refuses to start (exit 2) stops the rest with 2."""
+    from proxy.config.settings import Settings
+    from proxy.workers import _Supervisor
+
+    def sleeper(slot: int) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, lambda *_: (tmp_path / f"hup-{slot}-{os.getpid()}").touch())
+        for _ in range(300):
+            time.sleep(0.1)
+
+    def refuser(slot: int) -> None:
+        if slot == 1:
+            raise SystemExit(2)
+        sleeper(slot)
+
+    saved = {sig: signal.getsignal(sig) for sig in STOLEN}
+    try:
+        with capture_logs() as logs:
+            settings, metrics_dir = Settings(workers=2, drain_timeout=1), str(tmp_path)
+            supervisor = _Supervisor(settings, sleeper, get_logger(), metrics_dir)
+            timeline = threading.Thread(target=_script, args=(logs,), daemon=True)
+            timeline.start()
+            status = supervisor.run()
+            timeline.join(10)
+            refused = _Supervisor(settings, refuser, get_logger(), metrics_dir).run()
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    assert (status, refused) == (0, 2)
+    events = [line["event"] for line in logs]
+    assert events.count("worker.exited") == 2  # the one killed, then the one refusing
+    killed, refusing = [line for line in logs if line["event"] == "worker.exited"]
+    assert (killed["worker"], killed["exit_status"]) == (0, -signal.SIGKILL)
+    assert (refusing["worker"], refusing["exit_status"]) == (1, 2)
+    first = [line for line in logs if line["event"] == "worker.started"][:3]
+    assert [line["worker"] for line in first] == [0, 1, 0]  # slot 0 again, a new pid
+    assert len({line["pid"] for line in first}) == 3
+    hups = sorted(path.name.split("-")[1] for path in tmp_path.glob("hup-*"))
+    assert hups == ["0", "1"]  # each live worker got SIGHUP once
+    assert events.count("bridge.draining") == 2
+
+
+STOLEN = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM)
+
+
+def _script(logs: list[dict[str, Any]]) -> None:
+    """From another thread, as an operator and a crash would: kill worker 0, wait for
+    its successor, SIGHUP the supervisor, then SIGTERM it."""
+    deadline = time.monotonic() + 10
+    while len([line for line in logs if line["event"] == "worker.started"]) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    first = next(line["pid"] for line in logs if line["event"] == "worker.started")
+    os.kill(first, signal.SIGKILL)
+    while len([line for line in logs if line["event"] == "worker.started"]) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.3)  # the new worker's handler is set
+    os.kill(os.getpid(), signal.SIGHUP)
+    time.sleep(0.3)
+    os.kill(os.getpid(), signal.SIGTERM)
