@@ -2,14 +2,14 @@
 the forward proxy of `upstream_proxy`, else of HTTPS_PROXY / HTTP_PROXY (by the upstream's
 scheme) unless NO_PROXY names the upstream's host; trusting the CAs of
 `upstream_ca_file`, else SSL_CERT_FILE / SSL_CERT_DIR, else certifi's bundle; showing the
-client certificate of `upstream_client_cert` when set. A proxy's user and password go in
-a Proxy-Authorization header, never into a log line (`shown` strips them).
+client certificate of `upstream_client_cert` when set. A proxy's user and password stay
+in the address aiohttp is given (it sends them as Proxy-Authorization, on the CONNECT of
+an https:// upstream, on each request of an http:// one), never in a log line.
 """
 
-import base64
 import ssl
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import certifi
@@ -20,8 +20,8 @@ from proxy.errors import BridgeError, UpstreamUnreachable
 
 @dataclass(frozen=True, slots=True)
 class Proxy:
-    url: str  # without user or password
-    headers: dict[str, str]  # Proxy-Authorization, when the URL had a user
+    url: str  # without user or password: what may be shown
+    address: str  # with them, for the transport only
 
 
 def proxy_for(upstream_url: str, settings: NetworkSettings) -> Proxy | None:
@@ -40,11 +40,12 @@ def _proxy(url: str) -> Proxy:
     parts = urlsplit(url)
     host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
     bare = f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
-    if parts.username is None:
-        return Proxy(bare, {})
-    user = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-    token = base64.b64encode(user.encode()).decode("ascii")
-    return Proxy(bare, {"Proxy-Authorization": f"Basic {token}"})
+    return Proxy(bare, url)
+
+
+def proxy_refused(status: int) -> BridgeError:
+    """The proxy's own refusal (407: its credentials), never relayed as the upstream's."""
+    return UpstreamUnreachable(f"upstream proxy refused the request: {status}")
 
 
 def _bypassed(host: str, no_proxy: str) -> bool:
@@ -106,8 +107,8 @@ def egress_error(exc: aiohttp.ClientError) -> BridgeError | None:
         return UpstreamUnreachable(f"upstream TLS certificate not trusted: {reason}")
     if isinstance(exc, aiohttp.ClientConnectorSSLError):
         return UpstreamUnreachable("upstream TLS handshake failed")
-    if isinstance(exc, aiohttp.ClientHttpProxyError):
-        return UpstreamUnreachable(f"upstream proxy refused the tunnel: {exc.status}")
+    if isinstance(exc, aiohttp.ClientHttpProxyError):  # its answer to CONNECT
+        return proxy_refused(exc.status)
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
         return UpstreamUnreachable("upstream proxy unreachable: could not connect")
     return None

@@ -15,7 +15,7 @@ import structlog
 from proxy.config.settings import Settings
 from proxy.errors import BridgeError, UpstreamTimeout, UpstreamUnreachable
 from proxy.upstream.answer import READ_SIZE, Answer
-from proxy.upstream.egress import egress_error, proxy_for, ssl_context
+from proxy.upstream.egress import egress_error, proxy_for, proxy_refused, ssl_context
 from proxy.upstream.pool import Pool
 from proxy.upstream.transport import Request
 
@@ -46,8 +46,7 @@ class NetworkTransport:
         self._session: aiohttp.ClientSession | None = None
         self._settings = settings  # and where to, through what (proxy/upstream/egress.py)
         proxy = proxy_for(settings.upstream_url, settings)
-        self._proxy: str | None = proxy.url if proxy else None
-        self._proxy_headers: dict[str, str] | None = proxy.headers if proxy else None
+        self._proxy: str | None = proxy.address if proxy else None  # user:password@ in it
 
     def open(self) -> None:
         """Make the session now (at startup), not on the first request: loading the CA
@@ -79,10 +78,12 @@ class NetworkTransport:
                 allow_redirects=False,
                 compress=False,
                 proxy=self._proxy,
-                proxy_headers=self._proxy_headers,
             )
         except aiohttp.ClientError as exc:
             raise upstream_error(exc) from None
+        if response.status == 407 and self._proxy:  # from the proxy of an http:// upstream
+            response.close()
+            raise proxy_refused(response.status)
 
         async def close() -> None:
             # Both are synchronous: a cancellation cannot leave the connection open.

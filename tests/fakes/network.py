@@ -52,8 +52,14 @@ class ForwardProxy:
 
     def connects(self) -> list[str]:
         """The targets of the CONNECT requests it received (host:port)."""
+        return [target for method, target in self.requests() if method == "CONNECT"]
+
+    def requests(self) -> list[tuple[str, str]]:
+        """(method, target) of every request it received: CONNECT host:port, or a plain
+        HTTP request's absolute URL."""
         lines = self.log_path.read_text().splitlines() if self.log_path.exists() else []
-        return [line.split("CONNECT ")[-1].split()[0] for line in lines if ": CONNECT " in line]
+        found = [line.split("): ", 1)[1].split() for line in lines if "]: Request (" in line]
+        return [(words[0], words[1]) for words in found]
 
 
 @contextlib.asynccontextmanager

@@ -137,7 +137,7 @@ async def test_a_proxy_refusing_the_credentials_is_a_502_saying_so(
         response, log = await call(tls_upstream, tmp_path, env)
     assert response.status_code == 502
     # tinyproxy refuses a CONNECT with bad credentials 401 (most proxies say 407): as it came
-    assert response.json()["error"]["message"] == "upstream proxy refused the tunnel: 401"
+    assert response.json()["error"]["message"] == "upstream proxy refused the request: 401"
     assert PASSWORD not in log and PASSWORD not in response.text
 
 
@@ -255,3 +255,23 @@ def test_check_config_says_where_calls_go_and_never_the_password(
         done.stdout.splitlines()
     )
     assert PASSWORD not in done.stdout
+
+
+@ON_MODULE_LOOP
+async def test_an_http_upstream_goes_through_http_proxy_with_basic_auth(tmp_path: Path) -> None:
+    """Plain HTTP through a proxy: each request in absolute form, the credentials on it; a
+    proxy refusing them is a 502 saying so, not the proxy's page relayed as the answer."""
+    async with (
+        serving(FakeUpstream()) as upstream_url,
+        forward_proxy(tmp_path / "proxy", "alice", "the-right-one") as proxy,
+    ):
+        right = proxy.url.replace("http://", "http://alice:the-right-one@")
+        response, log = await call(upstream_url, tmp_path, {"HTTP_PROXY": right})
+        assert response.status_code == 200, response.text
+        assert proxy.requests() == [("POST", upstream_url + "/v1/messages")]
+        # No credentials: the proxy's 407 (tinyproxy answers wrong ones 401 with
+        # WWW-Authenticate, which cannot be told from the upstream's own 401).
+        refused, _ = await call(upstream_url, tmp_path, {"http_proxy": proxy.url})
+    assert "the-right-one" not in log
+    assert refused.status_code == 502
+    assert refused.json()["error"]["message"] == "upstream proxy refused the request: 407"
