@@ -125,7 +125,8 @@ class _Supervisor:
         signal.signal(signal.SIGHUP, self._pass_on)
         signal.signal(signal.SIGALRM, self._kill)
         for slot in range(self.settings.workers):
-            self._start(slot)
+            if not self.stopping:  # a SIGTERM while starting them: start no more
+                self._start(slot)
         status = 0
         while self.slots:
             try:
