@@ -39,6 +39,9 @@ def serve(
     sockets: list[socket.socket] | None = None,
 ) -> None:
     """`sockets`: bound already, by the supervisor of workers (proxy/workers.py)."""
+    from proxy.workers import private_metrics
+
+    private_metrics()  # before prometheus_client: only a directory of our own
     import structlog
     import uvicorn
 

@@ -37,6 +37,7 @@ from proxy.config.settings import ConfigError, Settings
 
 # Read when prometheus_client is imported: set before, so never import it here first.
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+WORKERS_METRICS_VARIABLE = "COMPLETE_BRIDGE_WORKERS_METRICS_DIR"
 KILL_AFTER = 5  # seconds past drain_timeout before a worker still running is killed
 MIN_LIFE = 1.0  # a worker that dies younger is restarted after this long, not at once
 PR_SET_PDEATHSIG = 1
@@ -63,6 +64,7 @@ def supervise(
     log = structlog.get_logger("complete-bridge")
     metrics_dir = tempfile.mkdtemp(prefix="complete-bridge-metrics-")
     os.environ[MULTIPROC_VARIABLE] = metrics_dir  # before any worker imports prometheus_client
+    os.environ[WORKERS_METRICS_VARIABLE] = metrics_dir  # ours (proxy/obs/multiprocess.py)
     log.info("workers.starting", workers=settings.workers, metrics_dir=metrics_dir)
 
     def worker(slot: int) -> None:
@@ -90,6 +92,15 @@ def supervise(
         raise SystemExit(2)
     signal.signal(supervisor.stopped_by, signal.SIG_DFL)  # end by it, as one bridge does
     signal.raise_signal(supervisor.stopped_by)
+
+
+def private_metrics() -> None:
+    """Before prometheus_client is imported: forget a PROMETHEUS_MULTIPROC_DIR that no
+    supervisor of ours made (another program's), so the bridge never writes its series
+    into that directory nor reads that program's from it."""
+    found = os.environ.get(MULTIPROC_VARIABLE)
+    if found and found != os.environ.get(WORKERS_METRICS_VARIABLE):
+        del os.environ[MULTIPROC_VARIABLE]
 
 
 def _detach() -> None:

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -310,3 +311,30 @@ def _script(logs: list[dict[str, Any]]) -> None:
     os.kill(os.getpid(), signal.SIGHUP)
     time.sleep(0.3)
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+async def test_a_prometheus_multiproc_dir_of_other_programs_is_never_read_nor_wiped(
+    tmp_path: Path,
+) -> None:
+    """PROMETHEUS_MULTIPROC_DIR set on the host for another program: neither one bridge
+    nor a bridge's workers sum that program's files into /metrics, write theirs there,
+    or touch that program's."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    other = "from prometheus_client import Counter; Counter('other_app_calls', 'x').inc(7)"
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", other, env=env)
+    assert await process.wait() == 0
+    before = {path.name: path.read_bytes() for path in shared.iterdir()}
+    assert before  # the other program's counter file
+    for args in ((), TWO):
+        log = tmp_path / f"bridge{len(args)}.log"
+        async with bridge_process(
+            "demo:", log, {"PROMETHEUS_MULTIPROC_DIR": str(shared)}, args
+        ) as b:
+            await b.wait_for("config.applied", 2 if args else 1)
+            assert (await complete(b.url)).status_code == 200
+            text = await scrape(b.url)
+        assert "other_app_calls" not in text
+        assert requests_total(text, status="200") == 1
+    assert {path.name: path.read_bytes() for path in shared.iterdir()} == before
