@@ -175,3 +175,17 @@ def handshake(server: ssl.SSLContext, ca: Authority) -> str:
     der = caller.getpeercert(binary_form=True)
     assert der is not None
     return ssl.DER_cert_to_PEM_cert(der)
+
+
+async def test_every_worker_serves_tls_and_reloads_its_certificate(tmp_path: Path) -> None:
+    old, new = authority(tmp_path / "old", "old"), authority(tmp_path / "new", "new")
+    async with tls_bridge(tmp_path, old, {"BRIDGE_WORKERS": "2"}) as bridge:
+        await bridge.wait_for("config.applied", 2)
+        (tmp_path / "server.pem").write_bytes(new.cert_file.read_bytes())
+        (tmp_path / "server.key").write_bytes(new.key_file.read_bytes())
+        bridge.process.send_signal(signal.SIGHUP)
+        reloaded = await bridge.wait_for("tls.reloaded", 2)
+        assert {line["worker"] for line in reloaded} == {0, 1}
+        for _ in range(6):  # new connections, over both workers: all the new certificate
+            shown = await asyncio.to_thread(presented, bridge.url)
+            assert same_certificate(shown, leaf(new))
