@@ -189,3 +189,27 @@ async def test_every_worker_serves_tls_and_reloads_its_certificate(tmp_path: Pat
         for _ in range(6):  # new connections, over both workers: all the new certificate
             shown = await asyncio.to_thread(presented, bridge.url)
             assert same_certificate(shown, leaf(new))
+
+
+def test_serve_tls_gives_uvicorn_the_context_the_reloader_reloads(tmp_path: Path) -> None:
+    """In process: with TLS, uvicorn's config serves with our context, and the app's
+    reloader reloads it with every config applied; without, nothing changes."""
+    import uvicorn
+
+    from proxy.config.settings import Settings
+    from proxy.edge.app import create_app
+    from proxy.edge.tls import serve_tls
+
+    ca = authority(tmp_path / "ca")
+    settings = Settings(tls_cert_file=str(ca.cert_file), tls_key_file=str(ca.key_file))
+    app = create_app(settings, reload=lambda: settings)
+    config = uvicorn.Config(app, log_config=None)
+    serve_tls(config, app, settings)
+    assert isinstance(config.ssl, ssl.SSLContext) and config.loaded
+    (hook,) = app.state.reloader.applied
+    with capture_logs() as logs:
+        hook(settings)
+    assert [line["event"] for line in logs] == ["tls.reloaded"]
+    plain = uvicorn.Config(create_app(Settings()), log_config=None)
+    serve_tls(plain, None, Settings())
+    assert getattr(plain, "ssl", None) is None and not plain.loaded
