@@ -9,6 +9,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from proxy.config.settings import DEMO_UPSTREAM, Settings
 from proxy.upstream.answer import Answer
 from proxy.upstream.bedrock import BedrockMessages
+from proxy.upstream.clock import Clock
 from proxy.upstream.demo import demo_upstream
 from proxy.upstream.guards import Guarded, idle_timeout, read_capped
 from proxy.upstream.headers import RawHeaders
@@ -35,7 +36,8 @@ class Upstream:
             owned = MemoryTransport(demo_upstream) if demo else NetworkTransport(settings)
             transport = owned
         self._owned = owned
-        layers: Transport = Guarded(Traced(transport), settings.first_byte_timeout)
+        self._clock = Clock()  # the timeouts of all its calls, on one timer
+        layers: Transport = Guarded(Traced(transport), settings.first_byte_timeout, self._clock)
         if settings.upstream_aws_region:  # Bedrock Runtime: its form, signed
             layers = BedrockMessages(Signing(layers, settings.upstream_aws_region))
         self._layers = Retrying(layers, settings)
@@ -63,7 +65,7 @@ class Upstream:
 
     def chunks(self, answer: Answer) -> AsyncIterator[bytes]:
         """The upstream body as it arrives, within idle_timeout between chunks."""
-        return idle_timeout(answer.body, self.settings.idle_timeout)
+        return idle_timeout(answer.body, self.settings.idle_timeout, self._clock)
 
     async def read_all(self, answer: Answer) -> bytes:
         """The whole upstream body; at most max_body_bytes of it."""

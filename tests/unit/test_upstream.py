@@ -11,6 +11,7 @@ from proxy.config.settings import Settings
 from proxy.errors import BadUpstreamResponse, UpstreamTimeout, UpstreamUnreachable
 from proxy.upstream.answer import Answer, answer
 from proxy.upstream.client import Upstream
+from proxy.upstream.clock import Clock
 from proxy.upstream.guards import idle_timeout, read_capped
 from proxy.upstream.headers import (
     RawHeaders,
@@ -225,6 +226,27 @@ async def test_the_idle_timeout_counts_only_the_upstreams_silence() -> None:
     assert [chunk async for chunk in idle_timeout(ready(), 0)] == [b"a", b"b"]
     with pytest.raises(UpstreamTimeout, match="upstream sent nothing for 0 s"):
         await anext(idle_timeout(never(), 0))
+
+
+async def test_one_clock_times_each_wait_on_its_own() -> None:
+    """The calls of one upstream client share its clock: a wait past its own timeout
+    fails, another wait still within its own goes on."""
+    clock = Clock()
+    gate = asyncio.Event()
+
+    async def late() -> AsyncIterator[bytes]:
+        await gate.wait()
+        yield b"late"
+
+    async def patient() -> list[bytes]:
+        return [chunk async for chunk in idle_timeout(late(), 3600, clock)]
+
+    waiting = asyncio.create_task(patient())
+    await asyncio.sleep(0)  # its wait has begun
+    with pytest.raises(UpstreamTimeout, match="upstream sent nothing for 0 s"):
+        await anext(idle_timeout(never(), 0, clock))
+    gate.set()
+    assert await waiting == [b"late"]
 
 
 async def test_the_size_cap_holds_the_whole_body() -> None:
