@@ -41,6 +41,7 @@ WORKERS_METRICS_VARIABLE = "COMPLETE_BRIDGE_WORKERS_METRICS_DIR"
 KILL_AFTER = 5  # seconds past drain_timeout before a worker still running is killed
 MIN_LIFE = 1.0  # a worker that dies younger is restarted after this long, not at once
 PR_SET_PDEATHSIG = 1
+HANDLED = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM}  # by the supervisor
 
 
 def supervise(
@@ -104,15 +105,10 @@ def private_metrics() -> None:
 
 
 def _detach() -> None:
-    """A worker's own signal handling: its own process group (a terminal's Ctrl-C goes to
-    the supervisor only, which passes it on once), ended if the supervisor dies."""
+    """A worker on its own: its own process group (a terminal's Ctrl-C goes to the
+    supervisor only, which passes it on once), ended if the supervisor dies."""
     os.setpgid(0, 0)
     sys.stdout = _WholeWrites(sys.stdout)  # workers share stdout: lines never interleave
-    for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGALRM):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until its reloader takes SIGHUP
-    signal.alarm(0)
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -131,7 +127,7 @@ class _Supervisor:
 
     def run(self) -> int:
         """Start the workers, keep them running until told to stop; the exit status."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT):  # HANDLED: these four
             signal.signal(sig, self._stop)
         signal.signal(signal.SIGHUP, self._pass_on)
         signal.signal(signal.SIGALRM, self._kill)
@@ -164,10 +160,19 @@ class _Supervisor:
         return status
 
     def _start(self, slot: int) -> None:
+        # No signal is handled between the fork and the child's own handlers: the
+        # supervisor's, run in a child, would signal its siblings.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
         pid = os.fork()
         if pid == 0:  # the worker
             code = 1
             try:
+                for sig in (signal.SIGTERM, signal.SIGALRM):
+                    signal.signal(sig, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until its reloader takes it
+                signal.alarm(0)
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
                 self.worker(slot)
                 code = 0
             except SystemExit as exc:
@@ -180,6 +185,7 @@ class _Supervisor:
                 traceback.print_exc()
             finally:
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         self.slots[pid] = (slot, time.monotonic())
         self.log.info("worker.started", worker=slot, pid=pid)
 
