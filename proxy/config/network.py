@@ -97,9 +97,18 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def check_pairs(settings: NetworkSettings) -> tuple[str, str] | None:
-    """What is wrong with the certificate pairs (each needs the other, and the key must
-    be the certificate's), naming the keys, and the key given at fault; None if nothing."""
+def check_network(settings: NetworkSettings) -> tuple[str, str] | None:
+    """What is wrong with the proxy variables (HTTPS_PROXY, HTTP_PROXY: an http:// proxy,
+    or a host:port, as for upstream_proxy) or the certificate pairs (each needs the
+    other, and the key must be the certificate's), naming them, and the key at fault;
+    None if nothing."""
+    for name, value in settings.standard_environ:
+        if name.endswith("_proxy") and name != "no_proxy" and not settings.upstream_proxy:
+            try:
+                _proxy_url(value if "://" in value else "http://" + value)
+            except ValueError:
+                shown = "something else (not shown: it may hold a password)"
+                return f"{name.upper()}: expected {_proxy_url.__doc__}, got {shown}", name
     pairs = (
         ("upstream_client_cert", "upstream_client_key"),
         ("tls_cert_file", "tls_key_file"),

@@ -239,7 +239,7 @@ def check_ports(settings: Settings) -> Settings:
         raise ConfigError(
             f"metrics_port: must differ from port ({settings.port})", at=("metrics_port",)
         )
-    if problem := network.check_pairs(settings):  # certificates and their keys
+    if problem := network.check_network(settings):  # proxy variables, certificate pairs
         raise ConfigError(problem[0], at=(problem[1],))
     return settings
 

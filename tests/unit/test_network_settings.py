@@ -16,8 +16,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from structlog.testing import capture_logs
 from yarl import URL
 
-from proxy.config.network import check_pairs, standard_environ
-from proxy.config.settings import ConfigError, Settings, apply, from_environ
+from proxy.config.network import check_network, standard_environ
+from proxy.config.settings import ConfigError, Settings, apply, check_ports, from_environ
 from proxy.errors import UpstreamUnreachable
 from proxy.network_cli import FLAGS, add_options, check_lines
 from proxy.obs.tracing import configured, start_tracing
@@ -136,9 +136,20 @@ def test_workers_auto_is_the_cpus_this_process_may_use() -> None:
 
 
 def test_a_certificate_needs_its_key() -> None:
-    assert check_pairs(Settings()) is None
-    problem = check_pairs(Settings(tls_key_file="/k"))
+    assert check_network(Settings()) is None
+    problem = check_network(Settings(tls_key_file="/k"))
     assert problem == ("tls_cert_file: required with tls_key_file", "tls_key_file")
+
+
+@pytest.mark.parametrize("value", ["socks5://bob:secret@proxy:1080", "http://proxy:99999"])
+def test_a_proxy_variable_the_bridge_cannot_use_stops_it_at_start(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_ports(settings(HTTPS_PROXY=value))
+    assert str(caught.value).startswith("HTTPS_PROXY: expected an http:// proxy URL")
+    assert "secret" not in str(caught.value) and "99999" not in str(caught.value)
+    check_ports(settings(HTTPS_PROXY="proxy.corp:3128", HTTP_PROXY="http://p:1"))  # good
+    chosen = from_environ(Settings(upstream_proxy="http://p:1"), {"HTTPS_PROXY": value})
+    check_ports(chosen)  # not read: upstream_proxy wins
 
 
 def test_tracing_is_on_only_when_otel_variables_ask() -> None:
