@@ -211,3 +211,18 @@ def _first_answer(process: "subprocess.Popen[bytes]", url: str) -> httpx.Respons
         except httpx.ConnectError:
             assert time.monotonic() < deadline, "the bridge never listened"
             time.sleep(0.05)
+
+
+async def test_a_malformed_traceparent_starts_a_trace_of_its_own() -> None:
+    upstream, exporter = FakeUpstream(), InMemorySpanExporter()
+    async with serving(upstream) as upstream_url:
+        app = create_app(Settings(upstream_url=upstream_url))
+        app.state.bridge.tracing = Tracing(exporter, batch=False)
+        async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+            headers = {**V2, "traceparent": "00-not-a-trace-01", "tracestate": "x=1"}
+            response = await client.post("/v1/complete", json=legacy_body(), headers=headers)
+    assert response.status_code == 200
+    server = next(s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER)
+    assert server.parent is None and format(server.context.trace_id, "032x") != TRACE
+    sent = upstream.requests[0].headers["traceparent"]
+    assert sent.split("-")[1] == format(server.context.trace_id, "032x")
