@@ -91,20 +91,20 @@ async def test_workers_share_the_port_sum_metrics_exactly_and_agree_on_buckets(
         "demo:", tmp_path / "bridge.log", args=(*TWO, "--config", str(config))
     ) as bridge:
         await bridge.wait_for("config.applied", 2)
-        good = [complete(bridge.url, key) for key in keys * 2]
+        good = [complete(bridge.url, key) for key in keys * 3]
         streamed = [complete(bridge.url, keys[0], stream=True) for _ in range(4)]
         answers = [await call for call in [*good, *streamed]]
         async with fresh(bridge.url) as client:
             bad = [await client.post("/v1/complete", content=b"{no", headers=V2) for _ in range(6)]
-        assert [a.status_code for a in answers] == [200] * 28
+        assert [a.status_code for a in answers] == [200] * 40
         assert [b.status_code for b in bad] == [400] * 6
-        await bridge.wait_for("complete", 34)
+        await bridge.wait_for("complete", 46)
         scrapes = [await scrape(bridge.url) for _ in range(6)]
         lines = bridge.events("complete")
     served = Counter(line["worker"] for line in lines)
     assert set(served) == {0, 1}, served  # both workers served calls
     for text in scrapes:  # whichever worker answered the scrape: the same sums
-        assert requests_total(text, status="200") == 28
+        assert requests_total(text, status="200") == 40
         assert requests_total(text, status="200", stream="true") == 4
         assert requests_total(text, status="400") == 6
     by_caller: dict[str, set[tuple[str, int]]] = {}
