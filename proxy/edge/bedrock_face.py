@@ -23,6 +23,7 @@ from proxy.edge.downstream import Client
 from proxy.errors import INTERNAL_ERROR
 from proxy.obs.record import CompleteRecord
 from proxy.translate.bedrock import BedrockStream, bedrock_error, error_body, whole
+from proxy.upstream.clock import Clock
 
 EVENT_STREAM = b"application/vnd.amazon.eventstream"
 JSON = b"application/json"
@@ -117,9 +118,9 @@ class BedrockClient(Client):
     """A Bedrock call's client: what is written to it goes out through its BedrockAnswer;
     `status` is the one Bedrock's client got (the legacy one until it is sent)."""
 
-    def __init__(self, receive: Receive, send: Send) -> None:
+    def __init__(self, receive: Receive, send: Send, clock: Clock | None = None) -> None:
         self.answer = BedrockAnswer(send)
-        super().__init__(receive, self.answer.send)
+        super().__init__(receive, self.answer.send, clock)
 
     @property
     def status(self) -> int | None:

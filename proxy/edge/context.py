@@ -24,6 +24,7 @@ from proxy.errors import INTERNAL_ERROR, BridgeError
 from proxy.obs.record import CallRecord, Record
 from proxy.obs.tracing import Tracing
 from proxy.rollout.runtime import Runtime
+from proxy.upstream.clock import Clock
 
 R = TypeVar("R", bound=CallRecord)
 
@@ -98,7 +99,7 @@ class CallContext(Generic[R]):
         self,
         bridge: Context,
         endpoint: Endpoint[R],
-        client: Callable[[Receive, Send], Client] = Client,
+        client: Callable[[Receive, Send, Clock], Client] = Client,
     ) -> None:
         self.bridge = bridge
         self.endpoint = endpoint
@@ -106,12 +107,13 @@ class CallContext(Generic[R]):
         self.log = structlog.get_logger("complete-bridge")
         # Call ids: unique, not secret; os.urandom would be a system call a call.
         self._ids = random.Random()  # noqa: S311
+        self._clock = Clock()  # when its calls start watching for a hang-up
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         bridge, endpoint = self.bridge, self.endpoint
         runtime = bridge.runtime  # pinned: the whole call runs on this generation
         headers = Headers(scope=scope)
-        client = self.client(receive, send)
+        client = self.client(receive, send, self._clock)
         record = endpoint.record(scope, headers)
         inbound = Inbound(scope, headers, client, runtime, record, [])
         inbound.bind(call_id=f"{self._ids.getrandbits(64):016x}")

@@ -3,7 +3,9 @@ response we send it, over raw ASGI."""
 
 import asyncio
 import time
+from asyncio import AbstractEventLoop
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Send
@@ -11,6 +13,7 @@ from starlette.types import Message, Receive, Send
 from proxy.edge.inflight import Hold
 from proxy.errors import BridgeError, RequestTooLarge, ShuttingDown
 from proxy.translate.response import dumps, error_envelope
+from proxy.upstream.clock import Clock
 from proxy.upstream.headers import RawHeaders
 
 JSON = (b"content-type", b"application/json")
@@ -25,6 +28,27 @@ WATCH_AFTER = 0.05  # seconds of work before a hang-up is watched for
 
 class ClientGone(Exception):
     """The client hung up while we were reading its request."""
+
+
+class _Watch:
+    """The watch for a call's hang-up, started when due (by the clock), stopped at the
+    end of the call."""
+
+    __slots__ = ("_call", "_client", "_loop", "_task", "deadline")
+
+    def __init__(
+        self, deadline: float, client: "Client", call: "asyncio.Task[Any]", loop: AbstractEventLoop
+    ) -> None:
+        self.deadline, self._client, self._call, self._loop = deadline, client, call, loop
+        self._task: asyncio.Task[None] | None = None
+
+    def expire(self) -> None:
+        watching = self._client.watch(self._call)
+        self._task = self._loop.create_task(watching, name="watch for client disconnect")
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()  # it holds nothing: cancelled, it just ends
 
 
 def refuse_declared_over(headers: Headers, limit: int) -> int | None:
@@ -43,8 +67,10 @@ def refuse_declared_over(headers: Headers, limit: int) -> int | None:
 class Client:
     """The ASGI side of one request: its body, its disconnect, and the response sent."""
 
-    def __init__(self, receive: Receive, send: Send) -> None:
+    def __init__(self, receive: Receive, send: Send, clock: Clock | None = None) -> None:
         self._receive, self._send = receive, send
+        self._clock = Clock() if clock is None else clock  # when to watch for a hang-up
+        self._own_clock = clock is None
         self._body_read = asyncio.Event()
         self.started = time.perf_counter()
         self.status: int | None = None
@@ -106,25 +132,23 @@ class Client:
         """Run `work`; if the client hangs up once its body is read, cancel it and raise
         ClientGone. The watcher starts only once the work has run WATCH_AFTER seconds:
         most calls end sooner, and a task per call is a good share of a fast call's cost
-        (an anyio task group, ~90 µs). A hang-up is noticed at most that much later."""
-        loop = asyncio.get_running_loop()  # each lookup of the loop is a getpid() call
+        (an anyio task group, ~90 µs). A hang-up is noticed at most that much later. The
+        start is due on the clock the calls share (proxy/upstream/clock.py), not on a
+        timer of the call's own."""
+        loop = self._clock.loop()  # each lookup of the loop is a getpid() call
         task = asyncio.current_task(loop)
         assert task is not None
-        watcher: asyncio.Task[None] | None = None
-
-        def start_watching() -> None:
-            nonlocal watcher
-            watcher = loop.create_task(self._watch(task), name="watch for client disconnect")
-
-        timer = loop.call_later(WATCH_AFTER, start_watching)
+        due = _Watch(loop.time() + WATCH_AFTER, self, task, loop)
+        self._clock.watch(due, due.deadline)
         try:
             await work()
         except asyncio.CancelledError as exc:
             raise self._cut(exc) from None
         finally:
-            timer.cancel()
-            if watcher is not None:
-                watcher.cancel()  # it holds nothing: cancelled, it just ends
+            self._clock.forget(due)
+            due.stop()
+            if self._own_clock:
+                self._clock.stop()
 
     def _cut(self, exc: asyncio.CancelledError) -> BaseException:
         """What to raise for a cancel of this request's task, taken back so that the
@@ -139,7 +163,9 @@ class Client:
             pass
         return ClientGone() if self.disconnected else ShuttingDown()
 
-    async def _watch(self, task: asyncio.Task[object]) -> None:
+    async def watch(self, task: asyncio.Task[Any]) -> None:
+        """Cancel `task` if the client hangs up once its body is read (before the answer
+        is complete)."""
         await self._body_read.wait()
         message: Message = {"type": ""}
         while message["type"] != "http.disconnect":

@@ -11,17 +11,27 @@ lasted too long and is set again for the next deadline.
 
 import asyncio
 import math
+from typing import Protocol
+
+
+class Due(Protocol):
+    """What a clock watches: a deadline, and what happens at it."""
+
+    @property
+    def deadline(self) -> float: ...
+
+    def expire(self) -> None: ...
 
 
 class Clock:
-    """The deadlines of the silences of one upstream client (bound to the running loop
-    on first use, and again if a later use runs in another loop)."""
+    """The deadlines of the silences of one upstream client, or of any `Due` (bound to
+    the running loop on first use, and again if a later use runs in another loop)."""
 
     __slots__ = ("_at", "_handle", "_loop", "_waits")
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._waits: set[Silence] = set()
+        self._waits: set[Due] = set()
         self._handle: asyncio.TimerHandle | None = None
         self._at = math.inf  # when the timer fires
 
@@ -31,12 +41,12 @@ class Clock:
             self._loop, self._waits, self._handle, self._at = loop, set(), None, math.inf
         return loop
 
-    def watch(self, silence: "Silence", deadline: float) -> None:
+    def watch(self, silence: Due, deadline: float) -> None:
         self._waits.add(silence)
         if deadline < self._at:
             self._arm(deadline)
 
-    def forget(self, silence: "Silence") -> None:
+    def forget(self, silence: Due) -> None:
         self._waits.discard(silence)
 
     def stop(self) -> None:
