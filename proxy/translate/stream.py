@@ -46,6 +46,7 @@ class CompletionStream:
         max_event_bytes: int | None = None,
     ) -> None:
         self.phase = Phase.WAITING
+        self.done = False  # FINISHED or FAILED (read once an event: a field, not a property)
         self.model = model
         self.v1 = v1
         self._prefill = prefill
@@ -71,10 +72,6 @@ class CompletionStream:
         """The completion sent so far (kept for v1, or when asked to)."""
         return "".join(self._parts)
 
-    @property
-    def done(self) -> bool:
-        return self.phase in (Phase.FINISHED, Phase.FAILED)
-
     def feed(self, chunk: bytes) -> bytes:
         out = self._translate(self._decoder.decode(chunk))
         if self._decoder.too_large:
@@ -96,7 +93,7 @@ class CompletionStream:
         """End the stream with an error (e.g. the upstream timed out or vanished)."""
         if self.done:
             return b""
-        self.phase, self.error = Phase.FAILED, error
+        self.phase, self.error, self.done = Phase.FAILED, error, True
         return self._out.error(error)
 
     def _translate(self, events: list[ServerSentEvent]) -> bytes:
@@ -193,6 +190,7 @@ class CompletionStream:
     def _finish(self, stop_reason: str, stop: str | None) -> bytes:
         out = self._emit(self._stops.flush()) if self._stops is not None else b""
         self.phase, self.stop_reason, self.stop = Phase.FINISHED, stop_reason, stop
+        self.done = True
         text = self.text if self.v1 else ""
         return out + self._out.last(self._id, text, stop_reason, self.model, stop)
 
