@@ -48,11 +48,12 @@ class SSEDecoder:
         if lines and lines[-1].endswith(b"\r"):
             self._skip_lf = True
         events: list[ServerSentEvent] = []
+        limit = self.max_event_bytes
         for line in lines:
             event = self._line(line.rstrip(b"\r\n").decode("utf-8", "replace"), len(line))
             if event is not None:
                 events.append(event)
-            elif self._check(0):
+            elif limit is not None and self._data_size > limit and self._check(0):
                 break  # a data line too many: stop before reading more
         else:
             self._check(self._partial_size)
