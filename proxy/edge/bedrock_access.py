@@ -17,9 +17,6 @@ import datetime
 import hmac
 import re
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
@@ -86,6 +83,10 @@ def verify(access: Access, scope: Scope, headers: Headers, body: bytes | bytearr
         raise Denied("the request signature does not cover the host header")
     query = scope.get("query_string", b"").decode("latin-1")
     path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+    from botocore.auth import SigV4Auth  # botocore (8 MB) loads only when a call needs it
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
     request = AWSRequest(
         method=scope["method"],
         url=f"http://{headers.get('host', '')}{path}" + (f"?{query}" if query else ""),

@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
-from botocore.eventstream import EventStreamBuffer, ParserError
 
 from proxy.errors import BadUpstreamResponse, ErrorType, NotFound
 from proxy.translate.bedrock import BEDROCK_VERSION
@@ -134,6 +133,8 @@ def _over(got: Answer, made: Answer) -> Answer:
 
 async def _events(got: Answer) -> AsyncIterator[bytes]:
     """Bedrock's event stream as the Messages API's server-sent events."""
+    from botocore.eventstream import EventStreamBuffer, ParserError  # loaded when needed
+
     buffer = EventStreamBuffer()
     async for chunk in got.body:
         buffer.add_data(chunk)

@@ -12,11 +12,6 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
-import botocore.session
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.exceptions import BotoCoreError
-
 from proxy.errors import BridgeError
 from proxy.upstream.answer import Answer
 from proxy.upstream.transport import Request, Transport
@@ -49,6 +44,9 @@ class Signing:
         self.inner.open()
 
     async def _frozen(self) -> Any:
+        import botocore.session  # botocore (8 MB) loads only when a call needs it
+        from botocore.exceptions import BotoCoreError
+
         try:
             if self._credentials is None:
                 async with self._lock:
@@ -63,6 +61,9 @@ class Signing:
 
     async def send(self, request: Request) -> Answer:
         assert isinstance(request.content, bytes)  # a signed body is held whole
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
         credentials = await self._frozen()
         kept = [(n, v) for n, v in request.headers if n.lower() not in SIGNED]
         aws = AWSRequest(
