@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping
@@ -105,10 +106,12 @@ async def bridge_process(
     log_path: Path,
     env: Mapping[str, str] | None = None,
     args: tuple[str, ...] = (),
+    tls: ssl.SSLContext | None = None,
 ) -> AsyncIterator[BridgeProcess]:
     """A real `complete-bridge serve` process on a free loopback port, ready when yielded
     and killed after (if the test has not stopped it). `env` adds BRIDGE_* settings;
-    stdout and stderr go to `log_path`."""
+    stdout and stderr go to `log_path`. With `tls` (the client's context, trusting the
+    bridge's certificate), it serves https and is checked ready over TLS."""
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
     environ.update({"BRIDGE_LOG_FORMAT": "json", **(env or {})})
@@ -117,9 +120,10 @@ async def bridge_process(
         process = await asyncio.create_subprocess_exec(
             *command, "--port", str(port), stdout=log, stderr=subprocess.STDOUT, env=environ
         )
-    bridge = BridgeProcess(process, f"http://127.0.0.1:{port}", log_path)
+    scheme = "http" if tls is None else "https"
+    bridge = BridgeProcess(process, f"{scheme}://127.0.0.1:{port}", log_path)
     try:
-        async with asyncio.timeout(15), httpx.AsyncClient() as client:
+        async with asyncio.timeout(15), httpx.AsyncClient(verify=tls or True) as client:
             while True:
                 if process.returncode is not None:
                     raise RuntimeError(f"the bridge exited; see {log_path}")

@@ -5,11 +5,8 @@ files that do not load make the reload refused, and the certificate in use stays
 
 import asyncio
 import contextlib
-import os
 import signal
 import ssl
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,7 +16,7 @@ from structlog.testing import capture_logs
 
 from tests.fakes.factories import legacy_body
 from tests.fakes.network import Authority, authority
-from tests.fakes.servers import BridgeProcess, free_port
+from tests.fakes.servers import BridgeProcess, bridge_process
 
 V2 = {"x-api-key": "sk-ant-test-tls", "anthropic-version": "2023-06-01"}
 
@@ -37,34 +34,11 @@ async def tls_bridge(
     cert, key = tmp_path / "server.pem", tmp_path / "server.key"
     cert.write_bytes(ca.cert_file.read_bytes())
     key.write_bytes(ca.key_file.read_bytes())
-    port, log_path = free_port(), tmp_path / "bridge.log"
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
-    environ.update(
-        {"BRIDGE_LOG_FORMAT": "json", "BRIDGE_TLS_CERT_FILE": str(cert)},
-        BRIDGE_TLS_KEY_FILE=str(key),
-        **(env or {}),
-    )
-    command = [sys.executable, "-m", "proxy", "serve", "--upstream-url", "demo:"]
-    with log_path.open("w") as log:
-        process = await asyncio.create_subprocess_exec(
-            *command, "--port", str(port), stdout=log, stderr=subprocess.STDOUT, env=environ
-        )
-    bridge = BridgeProcess(process, f"https://127.0.0.1:{port}", log_path)
-    try:
-        async with asyncio.timeout(15), httpx.AsyncClient(verify=trusting(ca)) as client:
-            while True:
-                if process.returncode is not None:
-                    raise RuntimeError(f"the bridge exited; see {log_path}")
-                try:
-                    if (await client.get(bridge.url + "/readyz")).status_code == 200:
-                        break
-                except httpx.ConnectError:
-                    await asyncio.sleep(0.05)
+    tls = {"BRIDGE_TLS_CERT_FILE": str(cert), "BRIDGE_TLS_KEY_FILE": str(key)}
+    async with bridge_process(
+        "demo:", tmp_path / "bridge.log", env={**tls, **(env or {})}, tls=trusting(ca)
+    ) as bridge:
         yield bridge
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 def presented(url: str) -> str:
