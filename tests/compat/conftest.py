@@ -2,6 +2,7 @@
 uvicorn thread, the bridge as a real subprocess in front of it, and the released SDKs,
 each in its own environment, driven by small client scripts."""
 
+import contextlib
 import json
 import os
 import socket
@@ -63,19 +64,15 @@ def fake_upstream() -> Iterator[tuple[str, list[Received]]]:
     sock.close()
 
 
-@pytest.fixture(scope="session")
-def bridge(
-    fake_upstream: tuple[str, list[Received]], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """The bridge, `python -m proxy serve`, in front of the fake; yields its base URL."""
+@contextlib.contextmanager
+def serving_bridge(upstream_url: str, log_path: Path, env: dict[str, str]) -> Iterator[str]:
+    """`python -m proxy serve` in front of `upstream_url` with `env`, its output in
+    `log_path`; yields its base URL once healthy, and stops it after."""
     port = free_port()
-    argv = [sys.executable, "-m", "proxy", "serve", "--upstream-url", fake_upstream[0]]
+    argv = [sys.executable, "-m", "proxy", "serve", "--upstream-url", upstream_url]
     argv += ["--port", str(port), "--host", "127.0.0.1"]
-    log_path = tmp_path_factory.mktemp("bridge") / "bridge.log"
     with log_path.open("w") as log:
-        process = subprocess.Popen(
-            argv, cwd=REPO, env=_environ("BRIDGE_"), stdout=log, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -96,6 +93,16 @@ def bridge(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def bridge(
+    fake_upstream: tuple[str, list[Received]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The bridge, `python -m proxy serve`, in front of the fake; yields its base URL."""
+    log_path = tmp_path_factory.mktemp("bridge") / "bridge.log"
+    with serving_bridge(fake_upstream[0], log_path, _environ("BRIDGE_")) as url:
+        yield url
 
 
 @pytest.fixture

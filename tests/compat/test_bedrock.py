@@ -7,19 +7,15 @@ bridge's own key."""
 
 import json
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.fakes.answers import Received
-from tests.fakes.servers import free_port
 
-from .conftest import DRIVER_TIMEOUT, REPO, STARTUP_TIMEOUT, _environ
+from .conftest import DRIVER_TIMEOUT, _environ, serving_bridge
 from .envs import BEDROCK_SDKS, LANGCHAIN_BEDROCK, Sdk, ensure
 
 pytestmark = pytest.mark.compat
@@ -43,9 +39,6 @@ def shared_bridge(
     fake_upstream: tuple[str, list[Received]], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A shared bridge: its own upstream key, client keys and AWS access keys."""
-    port = free_port()
-    argv = [sys.executable, "-m", "proxy", "serve", "--upstream-url", fake_upstream[0]]
-    argv += ["--port", str(port), "--host", "127.0.0.1"]
     env = {**_environ("BRIDGE_"), **SECRETS}
     env |= {
         "BRIDGE_UPSTREAM_KEY": "env:COMPAT_UPSTREAM_KEY",
@@ -53,26 +46,10 @@ def shared_bridge(
         "BRIDGE_BEDROCK_ACCESS_KEYS": "env:COMPAT_AWS_KEYS",
     }
     log_path: Path = tmp_path_factory.mktemp("bedrock") / "bridge.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            assert process.poll() is None, f"bridge exited:\n{log_path.read_text()}"
-            assert time.monotonic() < deadline, f"bridge not healthy:\n{log_path.read_text()}"
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+    with serving_bridge(fake_upstream[0], log_path, env) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(10)
-        assert "compat-secret" not in log_path.read_text()  # never a secret in the log
-        assert "bridge-key" not in log_path.read_text()
+    assert "compat-secret" not in log_path.read_text()  # never a secret in the log
+    assert "bridge-key" not in log_path.read_text()
 
 
 @pytest.fixture(params=list(BEDROCK_SDKS))
