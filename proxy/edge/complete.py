@@ -21,9 +21,9 @@ from proxy.edge.downstream import refuse_declared_over
 from proxy.edge.shadows import ShadowCall
 from proxy.errors import RequestTooLarge
 from proxy.obs.record import CompleteRecord, ShadowRecord
-from proxy.rollout.routes import Call, Choice, choose, fingerprint
-from proxy.rollout.runtime import Runtime
-from proxy.rollout.shadow import Capture
+from proxy.rollout.routes import Arm, Call, Choice, choose, fingerprint
+from proxy.rollout.runtime import Runtime, Target
+from proxy.rollout.shadow import Capture, Reply
 from proxy.translate.body import load_body
 from proxy.upstream.headers import RawHeaders
 
@@ -56,9 +56,8 @@ class CompleteEndpoint:
                 runtime.max_body_bytes, None if declared is not None else hold
             )
             body, raw, sent = self.load(inbound, read)
-            choice = self._route(runtime, headers, body, record)
+            choice, target = self._route(runtime, headers, body, record)
             inbound.bind(route=choice.route.name)
-            target = runtime.target(choice.arm)
             if len(raw) > target.max_body_bytes:
                 limit = target.max_body_bytes
                 raise RequestTooLarge(f"request body is larger than the limit of {limit} bytes")
@@ -75,7 +74,7 @@ class CompleteEndpoint:
         if choice.shadow is not None and capture is not None and record.error_type is None:
             primary = capture.answer()
             if primary is not None:
-                self._shadow(runtime, choice, call, primary)
+                self._shadow(runtime, choice.shadow, call, primary)
 
     def admit(self, runtime: Runtime, headers: Headers) -> None:
         """Refuse a caller the runtime's access does not admit."""
@@ -94,7 +93,8 @@ class CompleteEndpoint:
 
     def _route(
         self, runtime: Runtime, headers: Headers, body: dict[str, Any], record: CompleteRecord
-    ) -> Choice:
+    ) -> tuple[Choice, Target]:
+        """The call's route and arm (and that arm's target), into the record."""
         metadata = body.get("metadata")
         user = metadata.get("user_id") if isinstance(metadata, dict) else None
         model = body.get("model")
@@ -106,17 +106,17 @@ class CompleteEndpoint:
         )
         sample = self._random.random() * 100
         choice = choose(runtime.routes, call, runtime.settings.force_mode, sample)
+        target = runtime.target(choice.arm)
         record.route, record.arm = choice.route.name, choice.arm_name
-        record.mode, record.caller = runtime.target(choice.arm).mode, call.caller
+        record.mode, record.caller = target.mode, call.caller
         if isinstance(model, str):  # named even if the call is refused after this
             record.legacy_model = model
-        return choice
+        return choice, target
 
     def _shadow(
-        self, runtime: Runtime, choice: Choice, call: LegacyCall, primary: tuple[str, str | None]
+        self, runtime: Runtime, secondary_arm: Arm, call: LegacyCall, primary: Reply
     ) -> None:
-        assert choice.shadow is not None
-        target = runtime.target(choice.shadow)
+        target = runtime.target(secondary_arm)
         primary_record = call.record
         record = ShadowRecord(
             route=primary_record.route,

@@ -17,6 +17,11 @@ from proxy.translate.response import dumps
 from proxy.upstream.answer import Answer, closing
 from proxy.upstream.headers import RawHeaders, passthrough_headers
 
+# The transport sets content-length for what is sent; an answer read here (a shadow's)
+# is asked for as is, not compressed.
+SENT_AS_IS = frozenset({b"content-length"})
+READ_HERE = frozenset({b"content-length", b"accept-encoding"})
+
 
 class PassthroughArm:
     """Answers from an upstream that still serves the call as it came."""
@@ -50,8 +55,7 @@ class PassthroughArm:
 
     async def answer(self, call: LegacyCall, client: Client) -> None:
         self._note(call)
-        # The transport sets content-length for what is sent.
-        headers = self.headers(call.headers, drop=frozenset({b"content-length"}))
+        headers = self.headers(call.headers, drop=SENT_AS_IS)
         response = await self.target.upstream.send(
             "POST", "/v1/complete", headers, self._content(call), raw=True
         )
@@ -64,9 +68,7 @@ class PassthroughArm:
         body = {**call.body, "stream": False}
         call = LegacyCall(call.headers, body, dumps(body), False, call.record)
         self._note(call)
-        # The answer is read here: asked for as is, not compressed.
-        drop = frozenset({b"content-length", b"accept-encoding"})
-        headers = self.headers(call.headers, drop=drop)
+        headers = self.headers(call.headers, drop=READ_HERE)
         content = self._content(call)
         response = await self.target.upstream.send("POST", "/v1/complete", headers, content)
         _note_answer(call.record, response)

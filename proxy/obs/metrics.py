@@ -20,6 +20,7 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 
+from proxy.errors import ERROR_TYPE_NAMES
 from proxy.obs.metric_labels import (
     METHODS,
     OTHER,
@@ -33,7 +34,6 @@ from proxy.obs.metric_labels import (
 from proxy.obs.multiprocess import scraped
 from proxy.obs.record import (
     ADAPTATION_KINDS,
-    ERROR_TYPES,
     FORMATS,
     CompleteRecord,
     PassthroughRecord,
@@ -147,7 +147,7 @@ class Metrics:
             for stream in ("false", "true"):
                 for status in STATUSES:
                     self._at(self.requests, route, arm, mode, fmt, stream, status)
-        for error_type in sorted(ERROR_TYPES):
+        for error_type in sorted(ERROR_TYPE_NAMES):
             self._at(self.errors, route, arm, mode, error_type)
         for stream in ("false", "true"):
             self._at(self.duration, route, arm, mode, stream)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import TYPE_CHECKING, ClassVar, Literal, get_args
 
-from proxy.errors import ERROR_TYPE_NAMES, ErrorType
+from proxy.errors import ErrorType
 from proxy.rollout.routes import UNROUTED, ArmName, Mode
 from proxy.translate.request import AdaptationKind
 
@@ -23,10 +23,7 @@ if TYPE_CHECKING:
     from proxy.obs.metrics import Metrics
 
 Format = Literal["v1", "v2"]
-MODES: frozenset[str] = frozenset(get_args(Mode))
-ARMS: frozenset[str] = frozenset(get_args(ArmName))
 FORMATS: frozenset[str] = frozenset(get_args(Format))
-ERROR_TYPES = ERROR_TYPE_NAMES
 ADAPTATION_KINDS: frozenset[str] = frozenset(get_args(AdaptationKind))
 
 
