@@ -57,7 +57,7 @@ class PassthroughArm:
         self._note(call)
         headers = self.headers(call.headers, drop=SENT_AS_IS)
         response = await self.target.upstream.send(
-            "POST", "/v1/complete", headers, self._content(call), raw=True
+            "POST", "/v1/complete", headers, self._content(call)
         )
         _note_answer(call.record, response)
         if call.capture is not None:
@@ -95,7 +95,7 @@ class PassthroughArm:
         """Any other call, as it came, to the upstream; its answer relayed as it comes."""
         try:
             response = await self.target.upstream.send(
-                method, target, self.headers(headers), content, raw=True
+                method, target, self.headers(headers), content
             )
         except BridgeError:
             # The upstream client reads a streamed body: what stopped it may be ours.

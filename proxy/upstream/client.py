@@ -53,14 +53,12 @@ class Upstream:
         target: str,
         headers: RawHeaders,
         content: bytes | AsyncIterable[bytes],
-        *,
-        raw: bool = False,
     ) -> Answer:
         """Send and return once the status and headers are in; the caller closes it.
         `target` is the path and query, as the client sent them. The body comes as the
-        upstream sent it, content-encoded or not: no transport decodes (`raw` is kept
-        for the callers that say so). A body held in memory may be sent again (see
-        proxy/upstream/retry.py); a streamed one is sent once."""
+        upstream sent it, content-encoded or not: no transport decodes. A body held in
+        memory may be sent again (see proxy/upstream/retry.py); a streamed one is sent
+        once."""
         return await self._layers.send(Request(method, self.url + target, headers, content))
 
     def chunks(self, answer: Answer) -> AsyncIterator[bytes]:
