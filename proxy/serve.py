@@ -62,7 +62,7 @@ def serve(
                 sockets += bind(settings.host, settings.metrics_port)
     except ListenError as exc:
         raise UsageError(str(exc)) from None
-    configure_logging(settings.log_format)
+    app.state.bridge.write_record = configure_logging(settings.log_format)
     log = structlog.get_logger("complete-bridge")
     protocol = BoundedHttpToolsProtocol.with_limits(serving_limits(settings))
 

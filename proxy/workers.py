@@ -70,11 +70,12 @@ def supervise(
 
     def worker(slot: int) -> None:
         """In the forked child: the whole bridge on the supervisor's sockets."""
+        from proxy.obs.log import bind as bind_to_log
         from proxy.obs.log import start_failure
         from proxy.serve import serve
 
         _detach()
-        structlog.contextvars.bind_contextvars(worker=slot)
+        bind_to_log(worker=slot)  # on every line this worker writes
         try:
             serve(settings, environ, reload, config_path, sockets=sockets)
         except (ConfigError, UsageError) as exc:  # a bad secret: the same in every worker

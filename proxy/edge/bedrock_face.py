@@ -16,11 +16,11 @@ import time
 from typing import Any
 
 import orjson
-import structlog
 from starlette.types import Message, Receive, Send
 
 from proxy.edge.downstream import Client
 from proxy.errors import INTERNAL_ERROR
+from proxy.obs.log import bound
 from proxy.obs.record import CompleteRecord
 from proxy.translate.bedrock import BedrockStream, bedrock_error, error_body, whole
 from proxy.upstream.clock import Clock
@@ -45,7 +45,7 @@ class BedrockAnswer:
         self._body = bytearray()
 
     def _common(self) -> list[tuple[bytes, bytes]]:
-        call_id = structlog.contextvars.get_contextvars().get("call_id", "")
+        call_id = bound().get("call_id", "")
         kept = [(n, v) for n, v in self._headers if n.lower() in _KEPT]
         return [(b"x-amzn-requestid", str(call_id).encode()), *kept]
 

@@ -13,6 +13,7 @@ from proxy.edge.passthrough_arm import PassthroughArm
 from proxy.edge.shadows import Shadows
 from proxy.edge.translate_arm import TranslateArm
 from proxy.errors import Unauthorized
+from proxy.obs.log import RecordSink
 from proxy.obs.metrics import Metrics
 from proxy.obs.record import Record
 from proxy.obs.tracing import Tracing
@@ -32,6 +33,9 @@ class Bridge:
         self.inflight = InflightBytes()  # request bodies held: max_inflight_bytes
         self.calls = Calls()
         self.tracing: Tracing | None = None  # OTEL_* set: create_app's (proxy/obs/tracing.py)
+        # How records become lines: the serving process's JSON log writes them itself
+        # (proxy/obs/log.py, set by `serve`); else through structlog, as every line.
+        self.write_record: RecordSink | None = None
         metrics.expect(runtime.routes, runtime.settings.force_mode)
 
     def swap(self, runtime: Runtime) -> None:
@@ -42,7 +46,10 @@ class Bridge:
     def emit(self, record: Record) -> None:
         """The record's canonical log line, and the metrics it feeds (a metrics bug is
         logged, never the call's failure)."""
-        self.log.info(record.EVENT, **record.line())
+        if self.write_record is not None:
+            self.write_record(record.EVENT, record.line())
+        else:
+            self.log.info(record.EVENT, **record.line())
         try:
             record.count(self.metrics)
         except Exception as exc:

@@ -9,9 +9,8 @@ at the end (proxy/obs/record.py). The endpoint only fills the record and answers
 
 import asyncio
 import contextlib
-import contextvars
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -21,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from proxy.edge.downstream import Client, ClientGone
 from proxy.errors import INTERNAL_ERROR, BridgeError
+from proxy.obs import log
 from proxy.obs.record import CallRecord, Record
 from proxy.obs.tracing import Tracing
 from proxy.rollout.runtime import Runtime
@@ -38,11 +38,11 @@ class Inbound(Generic[R]):
     client: Client
     runtime: Runtime
     record: R
-    bound: list[Mapping[str, contextvars.Token[Any]]]  # undone when the call ends
+    bound: list[log.Bound]  # undone when the call ends
 
     def bind(self, **values: Any) -> None:
         """Put `values` on every log line the call writes from now on."""
-        self.bound.append(structlog.contextvars.bind_contextvars(**values))
+        self.bound.append(log.bind(**values))
 
 
 class Endpoint(Protocol[R]):
@@ -139,5 +139,5 @@ class CallContext(Generic[R]):
             bridge.emit(record)
             if trace is not None:  # its span, from the record (proxy/obs/tracing.py)
                 trace.finish(record)
-            for tokens in reversed(inbound.bound):
-                structlog.contextvars.reset_contextvars(**tokens)
+            for token in reversed(inbound.bound):
+                log.unbind(token)

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from proxy.obs.log import configure_logging
+from proxy.obs.log import bind, configure_logging, unbind
+from proxy.obs.record import CompleteRecord
 
 
 @pytest.fixture
@@ -80,3 +81,32 @@ def test_standard_library_records_are_json_lines_too() -> None:
     assert cancel["timestamp"].endswith("Z")
     assert "RuntimeError: boom" in failed["exception"]
     assert "careful" in warned["event"] and warned["logger"] == "py.warnings"
+
+
+@pytest.mark.usefixtures("restore_structlog")
+def test_a_record_written_directly_is_the_line_structlog_writes() -> None:
+    """The JSON log's fast writer of a call's canonical line gives what the processors
+    give the same fields: same keys in the same order, same values, what is bound
+    included (but a field of the record's own wins)."""
+    out = io.StringIO()
+    write_record = configure_logging("json", stream=out)
+    assert write_record is not None
+    record = CompleteRecord(format="v1", route="canary", status=200, adaptations=["x:y"])
+    token = bind(call_id="00ff", route="bound-route", worker=2)
+    try:
+        write_record(record.EVENT, record.line())
+        structlog.get_logger("t").info(record.EVENT, **record.line())
+    finally:
+        unbind(token)
+    structlog.get_logger("t").info(record.EVENT, **record.line())
+    direct, logged, unbound = (json.loads(line) for line in out.getvalue().splitlines())
+    assert direct.pop("timestamp").endswith("Z") and logged.pop("timestamp").endswith("Z")
+    assert list(direct.items()) == list(logged.items())
+    assert (direct["call_id"], direct["route"], direct["worker"]) == ("00ff", "canary", 2)
+    assert "call_id" not in unbound
+
+
+@pytest.mark.usefixtures("restore_structlog")
+def test_console_has_no_fast_record_writer() -> None:
+    """A console log is for people: records go through structlog's console renderer."""
+    assert configure_logging("console", stream=io.StringIO()) is None
