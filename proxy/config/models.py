@@ -1,8 +1,9 @@
 """The model table: legacy names mapped to current models, and what each model accepts."""
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
+from fnmatch import translate
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +61,21 @@ class ModelTable:
         default_factory=lambda: dict(DEFAULT_CAPABILITIES)
     )
 
+    # The aliases' globs as one pattern, a named group each: one match finds the first
+    # alias a name matches (fnmatch, glob by glob, was a call each).
+    _globs: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        globs = (f"(?P<a{i}>{translate(glob)})" for i, (glob, _) in enumerate(self.aliases))
+        object.__setattr__(self, "_globs", re.compile("|".join(globs) or "(?!)"))
+
     def resolve(self, name: str) -> str:
-        """The model the upstream is asked for; names with no alias go through as they are."""
-        for pattern, target in self.aliases:
-            if fnmatchcase(name, pattern):
-                return target
-        return name
+        """The model the upstream is asked for (the first alias whose glob matches the
+        name, case and all); names with no alias go through as they are."""
+        match = self._globs.match(name)
+        if match is None or match.lastgroup is None:
+            return name
+        return self.aliases[int(match.lastgroup[1:])][1]
 
     def capabilities_of(self, model: str) -> Capabilities | None:
         """What an upstream model accepts; None for a model the table does not know."""

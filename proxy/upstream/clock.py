@@ -101,10 +101,7 @@ class Silence:
         self._clock.watch(self, self.deadline)
 
     def done(self) -> None:
-        self._clock.forget(self)
-
-    def close(self) -> None:
-        """No more waits: a clock of its own stops."""
+        """The wait is over (a clock of its own stops until the next)."""
         self._clock.forget(self)
         if self._own:
             self._clock.stop()

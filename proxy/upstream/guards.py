@@ -58,29 +58,45 @@ class Guarded:
         await self.inner.aclose()
 
 
-async def idle_timeout(
-    body: AsyncIterator[bytes], seconds: float, clock: Clock | None = None
-) -> AsyncIterator[bytes]:
+class IdleTimeout:
     """The body as it arrives, empty chunks left out. A gap of more than `seconds`
     between chunks is an UpstreamTimeout; the time the reader takes between chunks does
-    not count."""
-    silence = Silence(seconds, clock)
-    try:
+    not count. An async iterator, not an async generator: asyncio enters every async
+    generator in a weak set when it starts and takes it out when it ends, a cost per
+    call of its own."""
+
+    __slots__ = ("_body", "_seconds", "_silence")
+
+    def __init__(self, body: AsyncIterator[bytes], seconds: float, clock: Clock | None) -> None:
+        self._body, self._seconds = body, seconds
+        self._silence = Silence(seconds, clock)
+
+    def __aiter__(self) -> "IdleTimeout":
+        return self
+
+    async def __anext__(self) -> bytes:
+        silence = self._silence
         while True:
             silence.wait()
             try:
-                chunk = await anext(body)
-            except StopAsyncIteration:
-                return
+                chunk = await anext(self._body)
             except asyncio.CancelledError:
                 if silence.timed_out():
-                    raise UpstreamTimeout(f"upstream sent nothing for {seconds:g} s") from None
+                    raise UpstreamTimeout(
+                        f"upstream sent nothing for {self._seconds:g} s"
+                    ) from None
                 raise
-            silence.done()
+            finally:
+                silence.done()
             if chunk:
-                yield chunk
-    finally:
-        silence.close()
+                return chunk
+
+
+def idle_timeout(
+    body: AsyncIterator[bytes], seconds: float, clock: Clock | None = None
+) -> AsyncIterator[bytes]:
+    """`body` within `seconds` of silence between chunks (IdleTimeout)."""
+    return IdleTimeout(body, seconds, clock)
 
 
 async def read_capped(body: AsyncIterator[bytes], limit: int) -> bytes:

@@ -7,8 +7,6 @@ are timed by proxy/upstream/guards.py. aiohttp never decodes a body, and sends n
 did not.
 """
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import structlog
 
@@ -93,7 +91,7 @@ class NetworkTransport:
                 response.close()  # cut short: the upstream sees the connection close
 
         return Answer(
-            response.status, response.headers, list(response.raw_headers), _body(response), close
+            response.status, response.headers, list(response.raw_headers), _Body(response), close
         )
 
     async def aclose(self) -> None:
@@ -110,15 +108,26 @@ def _text(value: bytes) -> str:
         return value.decode("latin-1")
 
 
-async def _body(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    content = response.content
-    while True:
+class _Body:
+    """The answer's body as aiohttp reads it, our errors for its failures. An async
+    iterator, not an async generator (see proxy/upstream/guards.py IdleTimeout)."""
+
+    __slots__ = ("_content",)
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._content = response.content
+
+    def __aiter__(self) -> "_Body":
+        return self
+
+    async def __anext__(self) -> bytes:
+        content = self._content
+        if content.at_eof():  # all read: no read only to learn so (a whole answer's)
+            raise StopAsyncIteration
         try:
             chunk = await content.read(READ_SIZE)
         except aiohttp.ClientError as exc:
             raise upstream_error(exc) from None
         if not chunk:
-            return
-        yield chunk
-        if content.at_eof():  # all read: no read only to learn so (a whole answer's)
-            return
+            raise StopAsyncIteration
+        return chunk

@@ -1,6 +1,7 @@
 """Property tests: whatever a client sends, the core answers or refuses with a 400."""
 
 import json
+from fnmatch import fnmatchcase
 from itertools import pairwise
 
 from hypothesis import given, settings
@@ -89,3 +90,16 @@ def test_every_translated_body_serialises(body: dict[str, object]) -> None:
     except InvalidRequest:
         return
     assert json.loads(dumps(translation.body)) == translation.body
+
+
+GLOBS = st.lists(st.sampled_from(["a", "b", ".", "-", "*", "?", "[ab]", "[!a]", "\n"]), max_size=5)
+NAMES = st.lists(st.sampled_from(["a", "b", "c", ".", "-", "\n", "A"]), max_size=6).map("".join)
+
+
+@given(st.lists(GLOBS.map("".join), max_size=4), NAMES)
+def test_a_model_resolves_by_its_first_matching_alias(globs: list[str], name: str) -> None:
+    """The table's one compiled pattern picks what fnmatch, glob by glob, would: the
+    first alias whose glob matches the whole name, case and all; else the name."""
+    table = ModelTable(aliases=tuple((glob, f"target-{i}") for i, glob in enumerate(globs)))
+    first = next((i for i, glob in enumerate(globs) if fnmatchcase(name, glob)), None)
+    assert table.resolve(name) == (name if first is None else f"target-{first}")
