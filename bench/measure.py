@@ -257,6 +257,11 @@ def derived(r: dict[str, Any]) -> None:
         / ns["reference"][str(c)]["cpu_us_per_request"]
         for c in CONCURRENCY
     }
+    r["cpu_ratio_floor_to_reference"] = {
+        str(c): ns["floor"][str(c)]["cpu_us_per_request"]
+        / ns["reference"][str(c)]["cpu_us_per_request"]
+        for c in CONCURRENCY
+    }
     r["cpu_growth_8_to_256"] = (
         ns["bridge"]["256"]["cpu_us_per_request"] / ns["bridge"]["8"]["cpu_us_per_request"]
     )

@@ -1,9 +1,14 @@
 """The floor: a bare pass-through on the bridge's own stack, with no translation.
 
-A Starlette app on uvicorn (same uvicorn settings as `complete-bridge serve`) whose one
+A Starlette app on uvicorn (same uvicorn settings as `complete-bridge serve`) whose
 pure-ASGI endpoint reads `POST /v1/messages`, forwards the bytes unchanged with an
 aiohttp.ClientSession, and streams the answer back as it comes. Whatever the bridge costs
 beyond this is the cost of translating (and of its logging and disconnect handling).
+
+Its `POST /v1/complete` (non-streaming only) is the floor of translating on this stack:
+the bridge's pure core (proxy/translate) turns the legacy body into a Messages body and
+the whole answer back into a completion, and nothing else happens: no log line, metrics,
+routes, limits, timeouts, retries or hang-up watch. The benchmark's `floor` rows.
 """
 
 import argparse
@@ -11,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiohttp
+import orjson
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,10 +24,32 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from proxy.config.models import ModelTable
+from proxy.translate.body import load_body
+from proxy.translate.request import translate_request
+from proxy.translate.response import dumps, message_to_completion
+
 # Not forwarded either way: hop-by-hop, and what the HTTP clients set themselves.
 SKIP = frozenset(
     {b"host", b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"te"}
 )
+
+
+async def read_body(receive: Receive) -> bytes:
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    return body
+
+
+def forwarded(scope: Scope) -> list[tuple[str, str]]:
+    return [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in scope["headers"]
+        if name not in SKIP
+    ]
 
 
 class Forward:
@@ -33,16 +61,7 @@ class Forward:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.session is not None
-        body, more = b"", True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        headers = [
-            (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in scope["headers"]
-            if name not in SKIP
-        ]
+        body, headers = await read_body(receive), forwarded(scope)
         async with self.session.post(self.url, data=body, headers=headers) as response:
             await send(
                 {
@@ -58,6 +77,33 @@ class Forward:
             async for chunk in response.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class Translate:
+    """POST /v1/complete, non-streaming: the legacy call translated by the bridge's core,
+    and nothing more (the floor of translating)."""
+
+    def __init__(self, forward: Forward) -> None:
+        self.forward, self.models = forward, ModelTable()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.forward.session is not None
+        translation = translate_request(load_body(await read_body(receive)), self.models)
+        async with self.forward.session.post(
+            self.forward.url, data=dumps(translation.body), headers=forwarded(scope)
+        ) as response:
+            message = orjson.loads(await response.read())
+        completion = message_to_completion(
+            message,
+            model=translation.legacy_model,
+            prefill=translation.conversation.prefill is not None,
+            local_stops=translation.local_stops,
+            v1=False,
+        )
+        body = dumps(completion)
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -81,6 +127,7 @@ def create_app(upstream_url: str) -> Starlette:
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/v1/messages", forward, methods=["POST"]),
+            Route("/v1/complete", Translate(forward), methods=["POST"]),
         ],
         lifespan=lifespan,
     )

@@ -183,6 +183,7 @@ def markdown(r: dict[str, Any]) -> str:
         rows,
     )
     ratios = ", ".join(f"c={c}: {_n(v)}x" for c, v in r["cpu_ratio_bridge_to_reference"].items())
+    floor = ", ".join(f"c={c}: {_n(v)}x" for c, v in r["cpu_ratio_floor_to_reference"].items())
     out += [
         "",
         "CPU µs/req is the server process's own (direct: the fake upstream's). others %: "
@@ -193,7 +194,9 @@ def markdown(r: dict[str, Any]) -> str:
         f"p99 +{_n(r['added_latency_ms']['bridge']['p99'])} ms; reference p50 "
         f"+{_n(r['added_latency_ms']['reference']['p50'])} ms, p99 "
         f"+{_n(r['added_latency_ms']['reference']['p99'])} ms. "
-        f"CPU per request, bridge / reference: {ratios}. "
+        f"CPU per request, bridge / reference: {ratios}; floor (the reference translating "
+        f"and doing nothing else: no log line, metrics, routes, limits, timeouts) / "
+        f"reference: {floor}. "
         f"Bridge CPU/request at 256 / at 8 connections: {_n(r['cpu_growth_8_to_256'])}x.",
         "",
         "## Streaming",

@@ -150,6 +150,8 @@ def benchmark(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
             {
                 "direct": (upstream, b.messages(upstream.port, "short", stream=False)),
                 "reference": (reference, b.messages(reference.port, "short", stream=False)),
+                # the reference translating and doing nothing else (bench/reference.py)
+                "floor": (reference, b.legacy(reference.port, "short", stream=False)),
                 "bridge": (bridge, b.legacy(bridge.port, "short", stream=False)),
             },
         )

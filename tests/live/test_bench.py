@@ -27,6 +27,7 @@ def _measurements(r: dict[str, Any]) -> dict[str, Any]:
     for target, levels in (
         ("direct", CONCURRENCY),
         ("reference", CONCURRENCY),
+        ("floor", CONCURRENCY),
         ("bridge", (*CONCURRENCY, "8")),
     ):
         for c in levels:
@@ -38,6 +39,7 @@ def _measurements(r: dict[str, Any]) -> dict[str, Any]:
             out[f"added_latency.{target}.{q}"] = r["added_latency_ms"][target][q]
     for c in CONCURRENCY:
         out[f"cpu_ratio.c{c}"] = r["cpu_ratio_bridge_to_reference"][c]
+        out[f"cpu_ratio.floor.c{c}"] = r["cpu_ratio_floor_to_reference"][c]
     out["cpu_growth_8_to_256"] = r["cpu_growth_8_to_256"]
     streams = r["streams"]
     for length in LENGTHS:
@@ -63,8 +65,9 @@ def _measurements(r: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _bridge_runs(r: dict[str, Any]) -> list[dict[str, Any]]:
-    runs = list(r["nonstream"]["bridge"].values())
+def _translating_runs(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs whose answers are translated: the bridge's, and the floor's."""
+    runs = [*r["nonstream"]["bridge"].values(), *r["nonstream"]["floor"].values()]
     for group in ("ttfb", "events"):
         for fmt in FORMATS:
             runs += r["streams"][group]["bridge"][fmt].values()
@@ -94,7 +97,7 @@ def test_quick_benchmark_reports_every_measurement(tmp_path: Path) -> None:
     assert all(isinstance(t["pass"], bool) for t in r["targets"])
     assert len(r["startup"]["runs_s"]) == 2
 
-    for run in _bridge_runs(r):
+    for run in _translating_runs(r):
         assert run["requests"] > 0, run
         assert run["checked"] == run["requests"], run
         assert run["bad"] == 0 and run["errors"] == 0, run
