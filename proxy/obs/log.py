@@ -100,21 +100,23 @@ class _Lines:
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
-        self._lock = threading.Lock()
+        # Reentrant, and never held while writing: a signal handler runs in the thread it
+        # interrupts, maybe in the middle of `flush` (uvicorn's on SIGTERM, the workers'
+        # supervisor's), and it logs too. A plain lock held across the write hung the
+        # process there, for good.
+        self._lock = threading.RLock()
         self._pending: list[str] = []
+        self._writing = False  # a flush is writing: what is logged meanwhile, it writes
 
     def msg(self, message: str) -> None:
         with self._lock:
-            if self._pending:
-                self._pending.append(message)
-                return
-            try:
-                asyncio.get_running_loop().call_soon(self.flush)
-            except RuntimeError:  # no loop in this thread
-                self._stream.write(message + "\n")
-                self._stream.flush()
-                return
             self._pending.append(message)
+            if len(self._pending) > 1:
+                return  # a flush is due already
+        try:
+            asyncio.get_running_loop().call_soon(self.flush)
+        except RuntimeError:  # no loop in this thread: now
+            self.flush()
 
     def write_record(self, event: str, fields: dict[str, object]) -> None:
         """A call's canonical line, as the JSON processors render any line (the same
@@ -128,12 +130,24 @@ class _Lines:
         self.msg(_orjson(_STAMP_TIME(None, "", line)))
 
     def flush(self) -> None:
-        """Write the lines held, if any."""
+        """Write the lines held, if any, until none are left: the lines logged while it
+        writes (by a signal handler, or another thread) are written by it too."""
         with self._lock:
-            lines, self._pending = self._pending, []
-            if lines:
+            if self._writing:
+                return  # this interrupted a flush, which writes what is held
+            self._writing = True
+        try:
+            while True:
+                with self._lock:
+                    lines, self._pending = self._pending, []
+                    if not lines:
+                        self._writing = False
+                        return
                 self._stream.write("\n".join(lines) + "\n")
                 self._stream.flush()
+        except BaseException:
+            self._writing = False
+            raise
 
     def __call__(self, *_: Any) -> "_Lines":
         """The logger factory: every logger writes through this one."""

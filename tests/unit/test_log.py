@@ -1,8 +1,10 @@
+import asyncio
 import io
 import json
 import logging
+import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import structlog
@@ -110,3 +112,59 @@ def test_a_record_written_directly_is_the_line_structlog_writes() -> None:
 def test_console_has_no_fast_record_writer() -> None:
     """A console log is for people: records go through structlog's console renderer."""
     assert configure_logging("console", stream=io.StringIO()) is None
+
+
+class _Interrupting(io.StringIO):
+    """A stream whose first write is interrupted by `handler`: as a signal handler (run
+    in the thread it interrupts) that logs, landing while the log is being written."""
+
+    def __init__(self, handler: Callable[[], None]) -> None:
+        super().__init__()
+        self._handler: Callable[[], None] | None = handler
+
+    def write(self, text: str) -> int:
+        handler, self._handler = self._handler, None
+        if handler is not None:
+            handler()
+        return super().write(text)
+
+
+def _in_thread(work: Callable[[], None]) -> None:
+    """Run `work` in a thread; fail (not hang) if it does not end within 10 s."""
+    done = threading.Thread(target=work, daemon=True)
+    done.start()
+    done.join(timeout=10)
+    assert not done.is_alive(), "the log hung"
+
+
+@pytest.mark.usefixtures("restore_structlog")
+def test_a_line_logged_while_the_log_writes_is_written_after_it() -> None:
+    """A signal handler that logs (uvicorn's on SIGTERM, the supervisor's) while a line
+    is being written, with no event loop: neither line is lost, none hangs."""
+    out = _Interrupting(lambda: structlog.get_logger("t").info("bridge.draining"))
+    configure_logging("json", stream=out)
+    _in_thread(lambda: structlog.get_logger("t").info("complete", status=200))
+    events = [json.loads(line)["event"] for line in out.getvalue().splitlines()]
+    assert events == ["complete", "bridge.draining"]
+
+
+@pytest.mark.usefixtures("restore_structlog")
+def test_a_line_logged_while_the_loop_flushes_is_written_too() -> None:
+    """The same inside a running loop, where a turn's lines are written together at the
+    start of the next: the handler's line, logged during that write, is written too."""
+    out = _Interrupting(lambda: structlog.get_logger("t").info("bridge.draining"))
+    configure_logging("json", stream=out)
+
+    async def calls() -> None:
+        for status in (200, 201):
+            structlog.get_logger("t").info("complete", status=status)
+        for _ in range(3):  # the turn that flushes, and one for the handler's line
+            await asyncio.sleep(0)
+
+    _in_thread(lambda: asyncio.run(calls()))
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(line["event"], line.get("status")) for line in lines] == [
+        ("complete", 200),
+        ("complete", 201),
+        ("bridge.draining", None),
+    ]
