@@ -100,6 +100,20 @@ def run_cli(
     )
 
 
+def bridge_command(
+    upstream_url: str,
+    port: int,
+    env: Mapping[str, str] | None = None,
+    args: tuple[str, ...] = (),
+) -> tuple[list[str], dict[str, str]]:
+    """The command line of `complete-bridge serve` on `port`, and its environment: no
+    BRIDGE_* setting from the test's, JSON log lines, `env` added."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+    environ.update({"BRIDGE_LOG_FORMAT": "json", **(env or {})})
+    command = [sys.executable, "-m", "proxy", "serve", "--upstream-url", upstream_url, *args]
+    return [*command, "--port", str(port)], environ
+
+
 @contextlib.asynccontextmanager
 async def bridge_process(
     upstream_url: str,
@@ -113,12 +127,10 @@ async def bridge_process(
     stdout and stderr go to `log_path`. With `tls` (the client's context, trusting the
     bridge's certificate), it serves https and is checked ready over TLS."""
     port = free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
-    environ.update({"BRIDGE_LOG_FORMAT": "json", **(env or {})})
-    command = [sys.executable, "-m", "proxy", "serve", "--upstream-url", upstream_url, *args]
+    command, environ = bridge_command(upstream_url, port, env, args)
     with log_path.open("w") as log:
         process = await asyncio.create_subprocess_exec(
-            *command, "--port", str(port), stdout=log, stderr=subprocess.STDOUT, env=environ
+            *command, stdout=log, stderr=subprocess.STDOUT, env=environ
         )
     scheme = "http" if tls is None else "https"
     bridge = BridgeProcess(process, f"{scheme}://127.0.0.1:{port}", log_path)
