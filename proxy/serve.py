@@ -39,6 +39,9 @@ def serve(
     sockets: list[socket.socket] | None = None,
 ) -> None:
     """`sockets`: bound already, by the supervisor of workers (proxy/workers.py)."""
+    # SIGHUP asks for a reload: ignored until the reloader takes it, as its default
+    # (the end of the process) would end a bridge still starting (proxy/edge/reload.py).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from proxy.workers import private_metrics
 
     private_metrics()  # before prometheus_client: only a directory of our own

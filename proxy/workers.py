@@ -27,6 +27,7 @@ import signal
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
@@ -50,6 +51,7 @@ def supervise(
     reload: Callable[[], Settings] | None = None,
     config_path: Path | None = None,
 ) -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until passed on to workers (run)
     import structlog
 
     from proxy.edge.listen import ListenError, bind
@@ -133,8 +135,7 @@ class _Supervisor:
         signal.signal(signal.SIGHUP, self._pass_on)
         signal.signal(signal.SIGALRM, self._kill)
         for slot in range(self.settings.workers):
-            if not self.stopping:  # a SIGTERM while starting them: start no more
-                self._start(slot)
+            self._start(slot)
         status = 0
         while self.slots:
             try:
@@ -155,40 +156,41 @@ class _Supervisor:
                 continue
             if time.monotonic() - started < MIN_LIFE:
                 time.sleep(MIN_LIFE)
-            if not self.stopping:
-                self._start(slot)
+            self._start(slot)
         signal.alarm(0)
         return status
 
     def _start(self, slot: int) -> None:
-        # No signal is handled between the fork and the child's own handlers: the
-        # supervisor's, run in a child, would signal its siblings.
+        # Signals wait from the check until the worker is in `slots` (a SIGTERM handled in
+        # between never reached it) and in the child until its own handlers are set.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
-        pid = os.fork()
-        if pid == 0:  # the worker
-            code = 1
-            try:
-                for sig in (signal.SIGTERM, signal.SIGALRM):
-                    signal.signal(sig, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.default_int_handler)
-                signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until its reloader takes it
-                signal.alarm(0)
-                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-                self.worker(slot)
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            except KeyboardInterrupt:
-                code = 0
-            except BaseException:
-                import traceback
-
-                traceback.print_exc()
-            finally:
-                os._exit(code)
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        self.slots[pid] = (slot, time.monotonic())
-        self.log.info("worker.started", worker=slot, pid=pid)
+        try:
+            if self.stopping:  # a SIGTERM while starting them: start no more
+                return
+            pid = os.fork()
+            if pid == 0:  # the worker
+                code = 1
+                try:
+                    for sig in (signal.SIGTERM, signal.SIGALRM):
+                        signal.signal(sig, signal.SIG_DFL)
+                    signal.signal(signal.SIGINT, signal.default_int_handler)
+                    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until its reloader takes it
+                    signal.alarm(0)
+                    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+                    self.worker(slot)
+                    code = 0
+                except SystemExit as exc:
+                    code = exc.code if isinstance(exc.code, int) else 1
+                except KeyboardInterrupt:
+                    code = 0
+                except BaseException:
+                    traceback.print_exc()
+                finally:
+                    os._exit(code)
+            self.slots[pid] = (slot, time.monotonic())
+            self.log.info("worker.started", worker=slot, pid=pid)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def _pass_on(self, sig: int, frame: FrameType | None) -> None:
         for pid in self.slots:

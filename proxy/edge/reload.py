@@ -9,6 +9,8 @@ import contextlib
 import signal
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import structlog
 
@@ -19,6 +21,7 @@ from proxy.rollout.routes import Arm, Route
 from proxy.rollout.runtime import Runtime
 
 POLL_SECONDS = 1.0
+SignalHandler = Callable[[int, FrameType | None], Any] | int | None  # signal.getsignal's
 
 
 class Reloader:
@@ -75,6 +78,7 @@ class Reloader:
         """Every POLL_SECONDS: reload if the file changed; close the upstream clients no
         live config uses. Runs until cancelled."""
         loop = asyncio.get_running_loop()
+        found = signal.getsignal(signal.SIGHUP)  # given back when done (ignored, in a bridge)
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not on every platform
             loop.add_signal_handler(signal.SIGHUP, self.reload, "sighup")
         try:
@@ -90,8 +94,7 @@ class Reloader:
                 except Exception:  # a bug here must not end reloads for good
                     self._log.exception("config.watch_failed")
         finally:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(signal.SIGHUP)
+            _give_back(loop, found)
 
     async def sweep(self) -> None:
         self.retiring = [runtime for runtime in self.retiring if runtime.active]
@@ -105,6 +108,20 @@ class Reloader:
         except OSError:
             return None
         return status.st_mtime_ns, status.st_size
+
+
+def _give_back(loop: asyncio.AbstractEventLoop, found: SignalHandler) -> None:
+    """SIGHUP as it was before the loop took it: the loop would leave it at its default,
+    the end of the process, and a SIGHUP while the bridge stops would end it there (its
+    last calls unanswered, by SIGHUP rather than SIGTERM). Held in between, so that none
+    lands on the default."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            if loop.remove_signal_handler(signal.SIGHUP) and found is not None:
+                signal.signal(signal.SIGHUP, found)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def log_applied(runtime: Runtime, source: str) -> None:
