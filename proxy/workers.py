@@ -7,8 +7,9 @@ sockets, as uvicorn's and gunicorn's do. The supervisor serves nothing itself:
 - SIGTERM or SIGINT is passed on as SIGTERM: every worker drains within drain_timeout;
   one still running a few seconds past it is killed. Then the supervisor ends by the
   signal it got, as a single bridge does.
-- A worker that dies is logged (`worker.exited`) and started again in its slot; one that
-  exits 2 (refused to start: a bad secret) stops them all, with 2.
+- A worker that dies is logged (`worker.exited`) and started again in its slot, on the
+  config in force now (proxy/worker_start.py); one that exits 2 (refused to start: a bad
+  secret) stops them all, with 2.
 - Metrics are summed across workers by prometheus_client's multiprocess mode, in a
   directory this supervisor creates (mkdtemp: private to this instance, never shared
   with another bridge on the host) and removes when it stops; /metrics of any worker
@@ -19,29 +20,25 @@ Every line a worker logs carries `worker` (its slot, 0 to N-1).
 """
 
 import contextlib
-import ctypes
-import io
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import time
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any
 
 from proxy.commands import UsageError
-from proxy.config.settings import ConfigError, Settings
+from proxy.config.settings import Settings
 
 # Read when prometheus_client is imported: set before, so never import it here first.
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 WORKERS_METRICS_VARIABLE = "COMPLETE_BRIDGE_WORKERS_METRICS_DIR"
 KILL_AFTER = 5  # seconds past drain_timeout before a worker still running is killed
 MIN_LIFE = 1.0  # a worker that dies younger is restarted after this long, not at once
-PR_SET_PDEATHSIG = 1
 HANDLED = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM}  # by the supervisor
 
 
@@ -70,19 +67,11 @@ def supervise(
     os.environ[WORKERS_METRICS_VARIABLE] = metrics_dir  # ours (proxy/obs/multiprocess.py)
     log.info("workers.starting", workers=settings.workers, metrics_dir=metrics_dir)
 
-    def worker(slot: int) -> None:
+    def worker(slot: int, restart: bool) -> None:
         """In the forked child: the whole bridge on the supervisor's sockets."""
-        from proxy.obs.log import bind as bind_to_log
-        from proxy.obs.log import start_failure
-        from proxy.serve import serve
+        from proxy.worker_start import run_worker
 
-        _detach()
-        bind_to_log(worker=slot)  # on every line this worker writes
-        try:
-            serve(settings, environ, reload, config_path, sockets=sockets)
-        except (ConfigError, UsageError) as exc:  # a bad secret: the same in every worker
-            start_failure(str(exc), settings.log_format)
-            raise SystemExit(2) from None
+        run_worker(slot, restart, settings, environ, reload, config_path, sockets)
 
     supervisor = _Supervisor(settings, worker, log, metrics_dir)
     try:
@@ -107,18 +96,13 @@ def private_metrics() -> None:
         del os.environ[MULTIPROC_VARIABLE]
 
 
-def _detach() -> None:
-    """A worker on its own: its own process group (a terminal's Ctrl-C goes to the
-    supervisor only, which passes it on once), ended if the supervisor dies."""
-    os.setpgid(0, 0)
-    sys.stdout = _WholeWrites(sys.stdout)  # workers share stdout: lines never interleave
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 class _Supervisor:
     def __init__(
-        self, settings: Settings, worker: Callable[[int], None], log: Any, metrics_dir: str
+        self,
+        settings: Settings,
+        worker: Callable[[int, bool], None],  # (slot, started again)
+        log: Any,
+        metrics_dir: str,
     ) -> None:
         self.settings = settings
         self.metrics_dir = metrics_dir
@@ -156,11 +140,11 @@ class _Supervisor:
                 continue
             if time.monotonic() - started < MIN_LIFE:
                 time.sleep(MIN_LIFE)
-            self._start(slot)
+            self._start(slot, restart=True)
         signal.alarm(0)
         return status
 
-    def _start(self, slot: int) -> None:
+    def _start(self, slot: int, restart: bool = False) -> None:
         # Signals wait from the check until the worker is in `slots` (a SIGTERM handled in
         # between never reached it) and in the child until its own handlers are set.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
@@ -177,7 +161,7 @@ class _Supervisor:
                     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until its reloader takes it
                     signal.alarm(0)
                     signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-                    self.worker(slot)
+                    self.worker(slot, restart)
                     code = 0
                 except SystemExit as exc:
                     code = exc.code if isinstance(exc.code, int) else 1
@@ -213,34 +197,6 @@ class _Supervisor:
     def _kill(self, sig: int, frame: FrameType | None) -> None:
         self.log.error("workers.killed", pids=sorted(self.slots))
         self._pass_on(signal.SIGKILL, frame)
-
-
-class _WholeWrites(io.TextIOBase):
-    """A text stream whose flush writes what was written since in one system call: the
-    log flushes whole lines (proxy/obs/log.py), so two workers' lines never mix mid-line
-    (a Python stream would write whenever its buffer fills, mid-line)."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._parts: list[str] = []
-
-    def writable(self) -> bool:
-        return True
-
-    def isatty(self) -> bool:
-        return self._stream.isatty()
-
-    def fileno(self) -> int:
-        return self._stream.fileno()
-
-    def write(self, text: str) -> int:
-        self._parts.append(text)
-        return len(text)
-
-    def flush(self) -> None:
-        data, self._parts = "".join(self._parts).encode(), []
-        while data:
-            data = data[os.write(self.fileno(), data) :]
 
 
 def _mark_dead(pid: int, metrics_dir: str) -> None:

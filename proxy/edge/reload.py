@@ -22,6 +22,19 @@ from proxy.rollout.runtime import Runtime
 
 POLL_SECONDS = 1.0
 SignalHandler = Callable[[int, FrameType | None], Any] | int | None  # signal.getsignal's
+# Settings that take effect on restart only: the server and its sockets keep the ones
+# the bridge started with (a restarted worker keeps its siblings': proxy/worker_start.py).
+RESTART_ONLY = (
+    "host",
+    "port",
+    "metrics_port",
+    "log_format",
+    "drain_timeout",
+    "header_timeout",
+    "body_timeout",
+    "max_client_connections",
+    "workers",
+)
 
 
 class Reloader:
@@ -56,8 +69,8 @@ class Reloader:
         if _restart_only(old.settings) != _restart_only(runtime.settings):
             self._log.warning(
                 "config.needs_restart",
-                hint="host, port, metrics_port, log_format, drain_timeout, header_timeout, "
-                "body_timeout, max_client_connections and workers take effect on restart",
+                hint=f"{', '.join(RESTART_ONLY[:-1])} and {RESTART_ONLY[-1]} take effect "
+                "on restart",
             )
         self.bridge.swap(runtime)
         self.retiring.append(old)
@@ -153,14 +166,4 @@ def _arm(arm: Arm) -> dict[str, object]:
 
 
 def _restart_only(settings: Settings) -> tuple[object, ...]:
-    return (
-        settings.host,
-        settings.port,
-        settings.metrics_port,
-        settings.log_format,
-        settings.drain_timeout,
-        settings.header_timeout,
-        settings.body_timeout,
-        settings.max_client_connections,
-        settings.workers,
-    )
+    return tuple(getattr(settings, name) for name in RESTART_ONLY)

@@ -254,16 +254,17 @@ def test_the_supervisor_restarts_passes_sighup_on_and_stops_its_workers(tmp_path
     from proxy.config.settings import Settings
     from proxy.workers import _Supervisor
 
-    def sleeper(slot: int) -> None:
+    def sleeper(slot: int, restart: bool) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGHUP, lambda *_: (tmp_path / f"hup-{slot}-{os.getpid()}").touch())
+        (tmp_path / f"start-{os.getpid()}").write_text(str(restart))  # started again?
         for _ in range(300):
             time.sleep(0.1)
 
-    def refuser(slot: int) -> None:
+    def refuser(slot: int, restart: bool) -> None:
         if slot == 1:
             raise SystemExit(2)
-        sleeper(slot)
+        sleeper(slot, restart)
 
     saved = {sig: signal.getsignal(sig) for sig in STOLEN}
     try:
@@ -287,6 +288,8 @@ def test_the_supervisor_restarts_passes_sighup_on_and_stops_its_workers(tmp_path
     first = [line for line in logs if line["event"] == "worker.started"][:3]
     assert [line["worker"] for line in first] == [0, 1, 0]  # slot 0 again, a new pid
     assert len({line["pid"] for line in first}) == 3
+    restarts = [(tmp_path / f"start-{line['pid']}").read_text() for line in first]
+    assert restarts == ["False", "False", "True"]  # only slot 0's second worker
     hups = sorted(path.name.split("-")[1] for path in tmp_path.glob("hup-*"))
     assert hups == ["0", "1"]  # each live worker got SIGHUP once
     assert events.count("bridge.draining") == 2

@@ -22,7 +22,7 @@ from proxy.errors import UpstreamUnreachable
 from proxy.network_cli import FLAGS, add_options, check_lines
 from proxy.obs.tracing import configured, start_tracing
 from proxy.upstream.egress import _bypassed, egress_error, proxy_for, shown, ssl_context
-from proxy.workers import _WholeWrites
+from proxy.worker_start import WholeWrites
 
 SECRET = "pa:ss@w0rd"  # needs quoting in a URL
 QUOTED = "pa%3Ass%40w0rd"
@@ -239,7 +239,7 @@ def test_tracing_starts_as_the_variables_say() -> None:
 def test_a_workers_lines_leave_in_one_write_each_flush(tmp_path: Path) -> None:
     path = tmp_path / "out"
     with path.open("w") as target:
-        stream = _WholeWrites(target)
+        stream = WholeWrites(target)
         stream.write('{"a":1}')
         stream.write("\n")
         assert path.read_text() == ""  # nothing until the flush
