@@ -11,7 +11,7 @@ from proxy.upstream.answer import Answer
 from proxy.upstream.bedrock import BedrockMessages
 from proxy.upstream.clock import Clock
 from proxy.upstream.demo import demo_upstream
-from proxy.upstream.guards import Guarded, idle_timeout, read_capped
+from proxy.upstream.guards import Guarded, IdleTimeout, read_capped
 from proxy.upstream.headers import RawHeaders
 from proxy.upstream.memory import MemoryTransport
 from proxy.upstream.network import NetworkTransport
@@ -63,7 +63,7 @@ class Upstream:
 
     def chunks(self, answer: Answer) -> AsyncIterator[bytes]:
         """The upstream body as it arrives, within idle_timeout between chunks."""
-        return idle_timeout(answer.body, self.settings.idle_timeout, self._clock)
+        return IdleTimeout(answer.body, self.settings.idle_timeout, self._clock)
 
     async def read_all(self, answer: Answer) -> bytes:
         """The whole upstream body; at most max_body_bytes of it."""

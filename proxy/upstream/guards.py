@@ -67,7 +67,9 @@ class IdleTimeout:
 
     __slots__ = ("_body", "_seconds", "_silence")
 
-    def __init__(self, body: AsyncIterator[bytes], seconds: float, clock: Clock | None) -> None:
+    def __init__(
+        self, body: AsyncIterator[bytes], seconds: float, clock: Clock | None = None
+    ) -> None:
         self._body, self._seconds = body, seconds
         self._silence = Silence(seconds, clock)
 
@@ -90,13 +92,6 @@ class IdleTimeout:
                 silence.done()
             if chunk:
                 return chunk
-
-
-def idle_timeout(
-    body: AsyncIterator[bytes], seconds: float, clock: Clock | None = None
-) -> AsyncIterator[bytes]:
-    """`body` within `seconds` of silence between chunks (IdleTimeout)."""
-    return IdleTimeout(body, seconds, clock)
 
 
 async def read_capped(body: AsyncIterator[bytes], limit: int) -> bytes:

@@ -112,21 +112,26 @@ def received(fake_upstream: tuple[str, list[Received]]) -> list[Received]:
     return fake_upstream[1]
 
 
+def run_driver(bridge: str, sdk: Sdk, **scenario: Any) -> dict[str, Any]:
+    """Run an SDK's driver against the bridge at `bridge`; what it printed last."""
+    done = subprocess.run(
+        [*sdk.command(), bridge, json.dumps(scenario)],
+        env={**_environ("ANTHROPIC_"), **sdk.env()},
+        capture_output=True,
+        text=True,
+        timeout=DRIVER_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, f"{sdk.name} driver failed:\n{done.stderr}"
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
 @pytest.fixture
 def drive(bridge: str) -> Drive:
     """Run an SDK's driver against the bridge: drive(sdk, stream=..., params=...)."""
 
     def run(sdk: Sdk, **scenario: Any) -> dict[str, Any]:
-        done = subprocess.run(
-            [*sdk.command(), bridge, json.dumps(scenario)],
-            env={**_environ("ANTHROPIC_"), **sdk.env()},
-            capture_output=True,
-            text=True,
-            timeout=DRIVER_TIMEOUT,
-            check=False,
-        )
-        assert done.returncode == 0, f"{sdk.name} driver failed:\n{done.stderr}"
-        result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
-        return result
+        return run_driver(bridge, sdk, **scenario)
 
     return run

@@ -9,13 +9,12 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.fakes.answers import Received
 
-from .conftest import DRIVER_TIMEOUT, _environ, serving_bridge
+from .conftest import DRIVER_TIMEOUT, _environ, run_driver, serving_bridge
 from .envs import BEDROCK_SDKS, LANGCHAIN_BEDROCK, Sdk, ensure
 
 pytestmark = pytest.mark.compat
@@ -57,22 +56,8 @@ def sdk(request: pytest.FixtureRequest) -> Sdk:
     return ensure(BEDROCK_SDKS[request.param])
 
 
-def drive(bridge: str, sdk: Sdk, **scenario: Any) -> dict[str, Any]:
-    done = subprocess.run(
-        [*sdk.command(), bridge, json.dumps(scenario)],
-        env={**_environ("ANTHROPIC_"), **sdk.env()},
-        capture_output=True,
-        text=True,
-        timeout=DRIVER_TIMEOUT,
-        check=False,
-    )
-    assert done.returncode == 0, f"{sdk.name} driver failed:\n{done.stderr}"
-    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
-    return result
-
-
 def test_signed_call_is_answered(shared_bridge: str, sdk: Sdk, received: list[Received]) -> None:
-    got = drive(shared_bridge, sdk, stream=False, params=PARAMS, auth=SIGNED)
+    got = run_driver(shared_bridge, sdk, stream=False, params=PARAMS, auth=SIGNED)
     assert got["error"] is None and got["result"] == ANSWER
     [request] = received
     assert request.headers["x-api-key"] == "sk-bridge"
@@ -80,7 +65,7 @@ def test_signed_call_is_answered(shared_bridge: str, sdk: Sdk, received: list[Re
 
 
 def test_signed_stream_is_answered(shared_bridge: str, sdk: Sdk) -> None:
-    got = drive(shared_bridge, sdk, stream=True, params=PARAMS, auth=SIGNED)
+    got = run_driver(shared_bridge, sdk, stream=True, params=PARAMS, auth=SIGNED)
     assert got["error"] is None
     events = got["events"]
     assert "".join(e["completion"] for e in events) == ANSWER["completion"]
@@ -89,14 +74,14 @@ def test_signed_stream_is_answered(shared_bridge: str, sdk: Sdk) -> None:
 
 def test_wrong_secret_is_refused(shared_bridge: str, sdk: Sdk, received: list[Received]) -> None:
     auth = {**SIGNED, "aws_secret_key": "not-the-secret"}
-    got = drive(shared_bridge, sdk, stream=False, params=PARAMS, auth=auth)
+    got = run_driver(shared_bridge, sdk, stream=False, params=PARAMS, auth=auth)
     assert got["error"]["status"] == 403
     assert not received
 
 
 def test_bad_request_is_a_400(shared_bridge: str, sdk: Sdk) -> None:
     params = {**PARAMS, "prompt": "no turns"}
-    got = drive(shared_bridge, sdk, stream=False, params=params, auth=SIGNED)
+    got = run_driver(shared_bridge, sdk, stream=False, params=params, auth=SIGNED)
     assert (got["error"]["class"], got["error"]["status"]) == ("BadRequestError", 400)
     assert "Human" in json.dumps(got["error"]["body"])
 
@@ -104,7 +89,9 @@ def test_bad_request_is_a_400(shared_bridge: str, sdk: Sdk) -> None:
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 def test_bearer_key_is_answered(shared_bridge: str, stream: bool) -> None:
     sdk = ensure(BEDROCK_SDKS["py-bedrock-0.125.0"])  # api_key is the SDK's, since 0.6x
-    got = drive(shared_bridge, sdk, stream=stream, params=PARAMS, auth={"api_key": "bridge-key"})
+    got = run_driver(
+        shared_bridge, sdk, stream=stream, params=PARAMS, auth={"api_key": "bridge-key"}
+    )
     assert got["error"] is None
     text = (
         got["result"]["completion"]

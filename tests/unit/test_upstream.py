@@ -12,7 +12,7 @@ from proxy.errors import BadUpstreamResponse, UpstreamTimeout, UpstreamUnreachab
 from proxy.upstream.answer import Answer, answer
 from proxy.upstream.client import Upstream
 from proxy.upstream.clock import Clock
-from proxy.upstream.guards import idle_timeout, read_capped
+from proxy.upstream.guards import IdleTimeout, read_capped
 from proxy.upstream.headers import (
     RawHeaders,
     passthrough_headers,
@@ -223,9 +223,9 @@ async def test_the_idle_timeout_counts_only_the_upstreams_silence() -> None:
         for chunk in (b"a", b"", b"b"):
             yield chunk
 
-    assert [chunk async for chunk in idle_timeout(ready(), 0)] == [b"a", b"b"]
+    assert [chunk async for chunk in IdleTimeout(ready(), 0)] == [b"a", b"b"]
     with pytest.raises(UpstreamTimeout, match="upstream sent nothing for 0 s"):
-        await anext(idle_timeout(never(), 0))
+        await anext(IdleTimeout(never(), 0))
 
 
 async def test_one_clock_times_each_wait_on_its_own() -> None:
@@ -239,12 +239,12 @@ async def test_one_clock_times_each_wait_on_its_own() -> None:
         yield b"late"
 
     async def patient() -> list[bytes]:
-        return [chunk async for chunk in idle_timeout(late(), 3600, clock)]
+        return [chunk async for chunk in IdleTimeout(late(), 3600, clock)]
 
     waiting = asyncio.create_task(patient())
     await asyncio.sleep(0)  # its wait has begun
     with pytest.raises(UpstreamTimeout, match="upstream sent nothing for 0 s"):
-        await anext(idle_timeout(never(), 0, clock))
+        await anext(IdleTimeout(never(), 0, clock))
     gate.set()
     assert await waiting == [b"late"]
 
